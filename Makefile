@@ -1,0 +1,65 @@
+# sluice — `make run` and `make test` set everything up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
+  libboost1.81-dev libboost-json1.81-dev libssl-dev libsqlite3-dev libhiredis-dev redis-server \
+  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
+  python3 python3-aiohttp python3-pytest clang-format curl ca-certificates
+
+.PHONY: deps build build-asan run test test-asan test-fast format format-check bench clean
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "sluice: installing Debian packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@scripts/fetch-llama.sh
+	@if [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then \
+	  echo "sluice: installing test clients from npm"; (cd tests && npm ci --silent --no-audit --no-fund); fi
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+$(ASAN_DIR)/build.ninja:
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON -DSLUICE_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+
+build-asan: deps $(ASAN_DIR)/build.ninja
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+
+run: build
+	./$(BUILD_DIR)/sluice serve
+
+format-check:
+	@files=$$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'bench/*.h'); \
+	[ -z "$$files" ] || clang-format --dry-run --Werror $$files
+
+format:
+	@git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'bench/*.h' | xargs -r clang-format -i
+
+# Every test through CTest, then the same tests again under AddressSanitizer + UBSan.
+test: build format-check
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2 --timeout 900
+	$(MAKE) test-asan
+
+test-asan: build-asan
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j 2 --timeout 900
+
+test-fast: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

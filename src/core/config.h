@@ -1,0 +1,97 @@
+#pragma once
+// sluice's configuration (SPEC §2): one TOML file, every key overridable by SLUICE_<SECTION>_<KEY>.
+// load_config() validates everything and throws config_error naming the key, the value and what is
+// allowed, so a bad file stops start-up with one clear message.
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/api_error.h"
+#include "core/chat.h"
+
+namespace sluice {
+
+struct server_config {
+    std::string listen = "127.0.0.1:8080";
+    int heartbeat_interval_s = 15;        // SSE ": ping" while no data flows
+    std::size_t max_body_bytes = 1048576;
+    int request_timeout_s = 300;          // whole stream, upstream included
+    int header_timeout_s = 10;            // a client must send its request head within this
+    int idle_timeout_s = 60;              // keep-alive connection with no request
+    int io_threads = 0;                   // 0 = number of cores
+    int shutdown_grace_s = 10;            // streams get this long to finish on SIGTERM
+    std::size_t max_connections = 100000;
+    std::string system_prompt;            // always sent first, never trimmed away
+};
+
+struct store_config {
+    std::string url = "sqlite://sluice-data/sluice.db";  // or redis://host:port/db
+    std::string password_env;                            // redis: env var holding the password
+};
+
+struct model_config {
+    std::string name;
+    model_role role = model_role::local_small;
+    std::string provider;          // "llama" | "openai" | "anthropic"
+
+    // provider = "llama"
+    std::string path;              // GGUF file; empty = the tiny demo model
+    int n_ctx = 4096;
+    int n_parallel = 4;            // sequences decoded together
+    int n_threads = 0;             // 0 = number of cores
+    int n_batch = 512;
+    int queue_size = 16;           // requests waiting for a slot before 503
+
+    // provider = "openai" | "anthropic"
+    std::string base_url;
+    std::string model;             // the name sent upstream (defaults to name)
+    std::string api_key_env;       // env var that holds the key; the key itself never in config
+    int connect_timeout_ms = 5000;
+    int first_byte_timeout_ms = 60000;
+    int idle_timeout_ms = 60000;   // gap between two upstream chunks
+    int request_timeout_s = 300;
+    int max_connections = 64;      // per upstream host, pooled keep-alive
+
+    int max_tokens_limit = 0;      // 0 = n_ctx for local, 128000 for cloud
+    int circuit_failures = 5;      // consecutive failures before the circuit opens
+    int circuit_open_s = 30;       // how long requests skip an open circuit
+};
+
+struct routing_config {
+    std::string default_model_type = "auto";  // auto | local_small | cloud_large
+    std::optional<double> threshold;          // score >= threshold goes to cloud_large
+    std::optional<double> cloud_share;        // or: the share of traffic for the cloud (calibrated)
+    bool fallback = true;                     // another model answers when the chosen one fails early
+    int session_wait_ms = 30000;              // a second request on a busy session waits this long, then 409
+};
+
+struct limits_config {  // per API key; 0 = no limit
+    int requests_per_minute = 0;
+    int tokens_per_minute = 0;
+    int max_concurrent_streams = 0;
+};
+
+struct config {
+    server_config server;
+    store_config store;
+    std::vector<model_config> models;
+    routing_config routing;
+    limits_config limits;
+    std::string source = "embedded defaults";  // where it came from, for the start-up log
+};
+
+// Loads `path` (or ./sluice.toml when it exists, or the embedded defaults when path is empty), then
+// applies SLUICE_* environment overrides from `env`, then validates. Throws config_error.
+config load_config(const std::optional<std::filesystem::path>& path,
+                   const std::map<std::string, std::string>& env);
+
+// Parses TOML text (no file, no env); for tests and for the embedded defaults.
+config parse_config(std::string_view toml_text, const std::map<std::string, std::string>& env = {});
+
+// The process environment as a map, for load_config.
+std::map<std::string, std::string> process_environment();
+
+}  // namespace sluice

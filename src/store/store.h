@@ -1,0 +1,105 @@
+#pragma once
+// Everything that must outlive a request: API keys (hashes only), sessions, rate-limit counters and
+// the usage ledger. Two implementations: sqlite_store (embedded default, WAL) and redis_store
+// (shared by several sluice processes). The interface is synchronous and thread-safe; io threads
+// reach it only through run_blocking (core/blocking.h) on the store's own pool.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace sluice {
+
+// The store could not be reached or failed; requests that need it get 503.
+class store_unavailable : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct api_key_record {
+    std::string id;           // "key_..." — public, shown in lists and logs
+    std::string name;
+    std::string hash;         // sha256_hex of the secret key; the secret itself is never stored
+    std::int64_t created_ms = 0;
+    bool revoked = false;
+    std::optional<limits_config> limits;  // per-key override of [limits]
+};
+
+struct stored_message {
+    std::string role;         // system | user | assistant
+    std::string content;
+    std::string model;        // configured model name (assistant turns)
+    int prompt_tokens = 0;
+    int completion_tokens = 0;
+    std::string finish_reason;  // assistant turns: stop | length | cancelled | error
+    std::int64_t created_ms = 0;
+};
+
+struct usage_delta {
+    std::string key_id;
+    std::string model;
+    int requests = 0;
+    int prompt_tokens = 0;
+    int completion_tokens = 0;
+    int cancelled = 0;
+    int errors = 0;
+};
+
+struct usage_row {
+    std::string key_id;
+    std::string model;
+    std::int64_t requests = 0;
+    std::int64_t prompt_tokens = 0;
+    std::int64_t completion_tokens = 0;
+    std::int64_t cancelled = 0;
+    std::int64_t errors = 0;
+};
+
+struct rate_decision {
+    bool allowed = true;
+    int retry_after_s = 0;
+    std::string reason;       // which limit, for the error message
+};
+
+class store {
+public:
+    virtual ~store() = default;
+
+    // keys
+    virtual void create_key(const api_key_record& key) = 0;
+    virtual std::optional<api_key_record> find_key_by_hash(const std::string& hash) = 0;
+    virtual std::vector<api_key_record> list_keys() = 0;
+    virtual bool revoke_key(const std::string& id) = 0;  // false when no such key
+
+    // sessions; a session belongs to the key that created it
+    virtual std::optional<std::string> session_owner(const std::string& session_id) = 0;
+    virtual std::vector<stored_message> load_messages(const std::string& session_id) = 0;
+    // Appends atomically; creates the session owned by key_id when it does not exist yet.
+    virtual void append_messages(const std::string& session_id, const std::string& key_id,
+                                 const std::vector<stored_message>& messages) = 0;
+    virtual bool delete_session(const std::string& session_id) = 0;
+
+    // rate limits (one atomic check-and-count per call), per key, minute windows
+    virtual rate_decision admit_request(const std::string& key_id, const limits_config& limits,
+                                        std::int64_t now_ms) = 0;
+    virtual void add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) = 0;
+    // concurrent streams: acquire returns false when at the limit; release always pairs an acquire
+    virtual bool acquire_stream(const std::string& key_id, int max_streams) = 0;
+    virtual void release_stream(const std::string& key_id) = 0;
+
+    // usage ledger
+    virtual void record_usage(const usage_delta& delta) = 0;
+    virtual std::vector<usage_row> usage(const std::optional<std::string>& key_id) = 0;
+
+    virtual bool healthy() = 0;
+};
+
+// Opens the store that `cfg.url` names (sqlite://path or redis://host:port/db), creating or
+// migrating the schema. Throws store_unavailable or config_error with a clear message.
+std::unique_ptr<store> open_store(const store_config& cfg);
+
+}  // namespace sluice
