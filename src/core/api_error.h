@@ -13,7 +13,7 @@ struct api_error {
 
 // Thrown only across a boundary where a value cannot travel (e.g. config parsing at start-up).
 class config_error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 

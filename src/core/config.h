@@ -16,15 +16,15 @@ namespace sluice {
 
 struct server_config {
     std::string listen = "127.0.0.1:8080";
-    int heartbeat_interval_s = 15;        // SSE ": ping" while no data flows
+    int heartbeat_interval_s = 15;  // SSE ": ping" while no data flows
     std::size_t max_body_bytes = 1048576;
-    int request_timeout_s = 300;          // whole stream, upstream included
-    int header_timeout_s = 10;            // a client must send its request head within this
-    int idle_timeout_s = 60;              // keep-alive connection with no request
-    int io_threads = 0;                   // 0 = number of cores
-    int shutdown_grace_s = 10;            // streams get this long to finish on SIGTERM
+    int request_timeout_s = 300;  // whole stream, upstream included
+    int header_timeout_s = 10;    // a client must send its request head within this
+    int idle_timeout_s = 60;      // keep-alive connection with no request
+    int io_threads = 0;           // 0 = number of cores
+    int shutdown_grace_s = 10;    // streams get this long to finish on SIGTERM
     std::size_t max_connections = 100000;
-    std::string system_prompt;            // always sent first, never trimmed away
+    std::string system_prompt;  // always sent first, never trimmed away
 };
 
 struct store_config {
@@ -35,29 +35,29 @@ struct store_config {
 struct model_config {
     std::string name;
     model_role role = model_role::local_small;
-    std::string provider;          // "llama" | "openai" | "anthropic"
+    std::string provider;  // "llama" | "openai" | "anthropic"
 
     // provider = "llama"
-    std::string path;              // GGUF file; empty = the tiny demo model
+    std::string path;  // GGUF file; empty = the tiny demo model
     int n_ctx = 4096;
-    int n_parallel = 4;            // sequences decoded together
-    int n_threads = 0;             // 0 = number of cores
+    int n_parallel = 4;  // sequences decoded together
+    int n_threads = 0;   // 0 = number of cores
     int n_batch = 512;
-    int queue_size = 16;           // requests waiting for a slot before 503
+    int queue_size = 16;  // requests waiting for a slot before 503
 
     // provider = "openai" | "anthropic"
     std::string base_url;
-    std::string model;             // the name sent upstream (defaults to name)
-    std::string api_key_env;       // env var that holds the key; the key itself never in config
+    std::string model;        // the name sent upstream (defaults to name)
+    std::string api_key_env;  // env var that holds the key; the key itself never in config
     int connect_timeout_ms = 5000;
     int first_byte_timeout_ms = 60000;
-    int idle_timeout_ms = 60000;   // gap between two upstream chunks
+    int idle_timeout_ms = 60000;  // gap between two upstream chunks
     int request_timeout_s = 300;
-    int max_connections = 64;      // per upstream host, pooled keep-alive
+    int max_connections = 64;  // per upstream host, pooled keep-alive
 
-    int max_tokens_limit = 0;      // 0 = n_ctx for local, 128000 for cloud
-    int circuit_failures = 5;      // consecutive failures before the circuit opens
-    int circuit_open_s = 30;       // how long requests skip an open circuit
+    int max_tokens_limit = 0;  // 0 = n_ctx for local, 128000 for cloud
+    int circuit_failures = 5;  // consecutive failures before the circuit opens
+    int circuit_open_s = 30;   // how long requests skip an open circuit
 };
 
 struct routing_config {

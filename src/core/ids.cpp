@@ -24,7 +24,9 @@ std::string random_token(std::size_t len) {
     return out;
 }
 
-std::string generate_api_key() { return "sk-" + random_token(40); }
+std::string generate_api_key() {
+    return "sk-" + random_token(40);
+}
 
 std::string sha256_hex(std::string_view data) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
@@ -47,6 +49,8 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
     return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string new_id(std::string_view prefix) { return std::string(prefix) + random_token(20); }
+std::string new_id(std::string_view prefix) {
+    return std::string(prefix) + random_token(20);
+}
 
 }  // namespace sluice

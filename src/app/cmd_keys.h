@@ -1,0 +1,12 @@
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+#include "core/config.h"
+
+namespace sluice {
+
+// `sluice keys create --name N [--rpm N] [--tpm N] [--max-streams N] | list | revoke ID`
+void add_keys_command(CLI::App& app, std::function<config()> load);
+
+}  // namespace sluice

@@ -1,0 +1,420 @@
+#include "core/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <variant>
+
+extern char** environ;
+
+namespace sluice {
+
+namespace {
+
+// The embedded defaults: what `sluice serve` runs with when there is no sluice.toml.
+constexpr std::string_view k_embedded_defaults = R"toml(
+[server]
+listen = "127.0.0.1:8080"
+
+[store]
+url = "sqlite://sluice-data/sluice.db"
+
+[[models]]
+name = "local"
+role = "local_small"
+provider = "llama"
+path = ""
+)toml";
+
+enum class value_kind { string, integer, number, boolean };
+
+std::string_view kind_name(value_kind kind) {
+    switch (kind) {
+        case value_kind::string:
+            return "a string";
+        case value_kind::integer:
+            return "an integer";
+        case value_kind::number:
+            return "a number";
+        case value_kind::boolean:
+            return "true or false";
+    }
+    return "?";
+}
+
+// One configurable key of a section: its type, its allowed range or values, and where it goes.
+template <typename Section>
+struct field {
+    std::string_view key;
+    value_kind kind;
+    std::function<void(Section&, const toml::node&)> assign;
+    double min = 0;
+    double max = 0;  // min == max == 0: no range check
+    std::vector<std::string_view> allowed;
+};
+
+[[noreturn]] void fail(const std::string& path, const std::string& value, const std::string& allowed) {
+    throw config_error("config: " + path + " = " + value + " is not allowed: expected " + allowed);
+}
+
+std::string render(const toml::node& node) {
+    std::ostringstream out;
+    node.visit([&](auto&& v) { out << v; });
+    return out.str();
+}
+
+template <typename Section, typename T>
+field<Section> make_field(std::string_view key, T Section::*member, double min = 0, double max = 0,
+                          std::vector<std::string_view> allowed = {}) {
+    value_kind kind;
+    if constexpr (std::is_same_v<T, std::string>) {
+        kind = value_kind::string;
+    } else if constexpr (std::is_same_v<T, bool>) {
+        kind = value_kind::boolean;
+    } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) {
+        kind = value_kind::number;
+    } else {
+        kind = value_kind::integer;
+    }
+    return field<Section>{
+        key,
+        kind,
+        [member](Section& s, const toml::node& node) {
+            if constexpr (std::is_same_v<T, std::string>) {
+                s.*member = *node.value<std::string>();
+            } else if constexpr (std::is_same_v<T, bool>) {
+                s.*member = *node.value<bool>();
+            } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) {
+                s.*member = *node.value<double>();
+            } else {
+                s.*member = static_cast<T>(*node.value<std::int64_t>());
+            }
+        },
+        min,
+        max,
+        std::move(allowed)};
+}
+
+template <typename Section>
+void apply_field(Section& section, const field<Section>& f, const toml::node& node, const std::string& path) {
+    const bool type_ok = (f.kind == value_kind::string && node.is_string()) ||
+                         (f.kind == value_kind::boolean && node.is_boolean()) ||
+                         (f.kind == value_kind::integer && node.is_integer()) ||
+                         (f.kind == value_kind::number && (node.is_integer() || node.is_floating_point()));
+    if (!type_ok) fail(path, render(node), std::string(kind_name(f.kind)));
+    if (f.min != 0 || f.max != 0) {
+        const double v = *node.value<double>();
+        if (v < f.min || v > f.max) {
+            std::ostringstream range;
+            range << kind_name(f.kind) << " from " << f.min << " to " << f.max;
+            fail(path, render(node), range.str());
+        }
+    }
+    if (!f.allowed.empty()) {
+        const auto text = *node.value<std::string>();
+        if (std::find(f.allowed.begin(), f.allowed.end(), text) == f.allowed.end()) {
+            std::string list;
+            for (auto a : f.allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+            fail(path, "\"" + text + "\"", "one of " + list);
+        }
+    }
+    f.assign(section, node);
+}
+
+template <typename Section>
+void apply_table(Section& section, const std::vector<field<Section>>& fields, const toml::table& table,
+                 const std::string& prefix) {
+    for (const auto& [key, node] : table) {
+        const auto it =
+            std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.key == key.str(); });
+        if (it == fields.end()) {
+            std::string known;
+            for (const auto& f : fields) known += (known.empty() ? "" : ", ") + std::string(f.key);
+            throw config_error("config: unknown key " + prefix + std::string(key.str()) +
+                               " (known keys: " + known + ")");
+        }
+        apply_field(section, *it, node, prefix + std::string(key.str()));
+    }
+}
+
+const std::vector<field<server_config>>& server_fields() {
+    static const std::vector<field<server_config>> fields = {
+        make_field("listen", &server_config::listen),
+        make_field("heartbeat_interval_s", &server_config::heartbeat_interval_s, 1, 3600),
+        make_field("max_body_bytes", &server_config::max_body_bytes, 64, 1024.0 * 1024 * 1024),
+        make_field("request_timeout_s", &server_config::request_timeout_s, 1, 86400),
+        make_field("header_timeout_s", &server_config::header_timeout_s, 1, 3600),
+        make_field("idle_timeout_s", &server_config::idle_timeout_s, 1, 86400),
+        make_field("io_threads", &server_config::io_threads, 0, 1024),
+        make_field("shutdown_grace_s", &server_config::shutdown_grace_s, 0, 3600),
+        make_field("max_connections", &server_config::max_connections, 1, 10000000),
+        make_field("system_prompt", &server_config::system_prompt),
+    };
+    return fields;
+}
+
+const std::vector<field<store_config>>& store_fields() {
+    static const std::vector<field<store_config>> fields = {
+        make_field("url", &store_config::url),
+        make_field("password_env", &store_config::password_env),
+    };
+    return fields;
+}
+
+const std::vector<field<routing_config>>& routing_fields() {
+    static const std::vector<field<routing_config>> fields = {
+        make_field("default_model_type", &routing_config::default_model_type, 0, 0,
+                   {"auto", "local_small", "cloud_large"}),
+        make_field("threshold", &routing_config::threshold, 0, 1),
+        make_field("cloud_share", &routing_config::cloud_share, 0, 1),
+        make_field("fallback", &routing_config::fallback),
+        make_field("session_wait_ms", &routing_config::session_wait_ms, 0, 3600000),
+    };
+    return fields;
+}
+
+const std::vector<field<limits_config>>& limits_fields() {
+    static const std::vector<field<limits_config>> fields = {
+        make_field("requests_per_minute", &limits_config::requests_per_minute, 0, 1e9),
+        make_field("tokens_per_minute", &limits_config::tokens_per_minute, 0, 1e9),
+        make_field("max_concurrent_streams", &limits_config::max_concurrent_streams, 0, 1e9),
+    };
+    return fields;
+}
+
+const std::vector<field<model_config>>& model_fields() {
+    static const std::vector<field<model_config>> fields = {
+        make_field("name", &model_config::name),
+        field<model_config>{
+            "role",
+            value_kind::string,
+            [](model_config& m, const toml::node& n) { m.role = *parse_model_role(*n.value<std::string>()); },
+            0,
+            0,
+            {"local_small", "cloud_large"}},
+        make_field("provider", &model_config::provider, 0, 0, {"llama", "openai", "anthropic"}),
+        make_field("path", &model_config::path),
+        make_field("n_ctx", &model_config::n_ctx, 16, 1048576),
+        make_field("n_parallel", &model_config::n_parallel, 1, 256),
+        make_field("n_threads", &model_config::n_threads, 0, 1024),
+        make_field("n_batch", &model_config::n_batch, 1, 65536),
+        make_field("queue_size", &model_config::queue_size, 0, 100000),
+        make_field("base_url", &model_config::base_url),
+        make_field("model", &model_config::model),
+        make_field("api_key_env", &model_config::api_key_env),
+        make_field("connect_timeout_ms", &model_config::connect_timeout_ms, 1, 600000),
+        make_field("first_byte_timeout_ms", &model_config::first_byte_timeout_ms, 1, 3600000),
+        make_field("idle_timeout_ms", &model_config::idle_timeout_ms, 1, 3600000),
+        make_field("request_timeout_s", &model_config::request_timeout_s, 1, 86400),
+        make_field("max_connections", &model_config::max_connections, 1, 100000),
+        make_field("max_tokens_limit", &model_config::max_tokens_limit, 0, 10000000),
+        make_field("circuit_failures", &model_config::circuit_failures, 1, 100000),
+        make_field("circuit_open_s", &model_config::circuit_open_s, 1, 86400),
+    };
+    return fields;
+}
+
+std::string upper_key(std::string_view text) {
+    std::string out;
+    for (char c : text)
+        out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_');
+    return out;
+}
+
+// Turns an environment string into a TOML value of the field's type, so it goes through the same
+// checks as a value from the file.
+template <typename Section>
+std::unique_ptr<toml::node> env_value(const field<Section>& f, const std::string& env_name,
+                                      const std::string& text) {
+    switch (f.kind) {
+        case value_kind::string:
+            return std::make_unique<toml::value<std::string>>(text);
+        case value_kind::boolean:
+            if (text == "true" || text == "1") return std::make_unique<toml::value<bool>>(true);
+            if (text == "false" || text == "0") return std::make_unique<toml::value<bool>>(false);
+            break;
+        case value_kind::integer: {
+            std::int64_t v = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+            if (ec == std::errc() && end == text.data() + text.size())
+                return std::make_unique<toml::value<std::int64_t>>(v);
+            break;
+        }
+        case value_kind::number: {
+            try {
+                std::size_t used = 0;
+                const double v = std::stod(text, &used);
+                if (used == text.size()) return std::make_unique<toml::value<double>>(v);
+            } catch (const std::exception&) {
+            }
+            break;
+        }
+    }
+    throw config_error("config: environment " + env_name + " = \"" + text + "\" is not allowed: expected " +
+                       std::string(kind_name(f.kind)));
+}
+
+template <typename Section>
+bool apply_env_section(Section& section, const std::vector<field<Section>>& fields,
+                       const std::string& env_prefix, const std::string& path_prefix,
+                       const std::string& env_name, const std::string& text) {
+    if (env_name.rfind(env_prefix, 0) != 0) return false;
+    const auto key = env_name.substr(env_prefix.size());
+    for (const auto& f : fields) {
+        if (upper_key(f.key) == key) {
+            apply_field(section, f, *env_value(f, env_name, text),
+                        path_prefix + std::string(f.key) + " (from " + env_name + ")");
+            return true;
+        }
+    }
+    throw config_error("config: environment " + env_name + " names no key of [" +
+                       path_prefix.substr(0, path_prefix.size() - 1) + "]");
+}
+
+void apply_environment(config& cfg, const std::map<std::string, std::string>& env) {
+    for (const auto& [name, text] : env) {
+        if (name.rfind("SLUICE_", 0) != 0) continue;
+        if (apply_env_section(cfg.server, server_fields(), "SLUICE_SERVER_", "server.", name, text)) continue;
+        if (apply_env_section(cfg.store, store_fields(), "SLUICE_STORE_", "store.", name, text)) continue;
+        if (apply_env_section(cfg.routing, routing_fields(), "SLUICE_ROUTING_", "routing.", name, text))
+            continue;
+        if (apply_env_section(cfg.limits, limits_fields(), "SLUICE_LIMITS_", "limits.", name, text)) continue;
+        // SLUICE_MODELS_<NAME>_<KEY>, NAME upper-cased with non-alphanumerics as '_'.
+        for (auto& model : cfg.models) {
+            const auto prefix = "SLUICE_MODELS_" + upper_key(model.name) + "_";
+            if (apply_env_section(model, model_fields(), prefix, "models." + model.name + ".", name, text))
+                break;
+        }
+        // Any other SLUICE_* variable (e.g. a test harness's) is not configuration.
+    }
+}
+
+bool valid_listen(const std::string& listen) {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos || colon == 0) return false;
+    int port = -1;
+    const auto port_text = std::string_view(listen).substr(colon + 1);
+    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    return ec == std::errc() && end == port_text.data() + port_text.size() && port >= 0 && port <= 65535;
+}
+
+void validate(config& cfg) {
+    if (!valid_listen(cfg.server.listen)) {
+        fail("server.listen", "\"" + cfg.server.listen + "\"", "HOST:PORT with a port from 0 to 65535");
+    }
+    if (cfg.store.url.rfind("sqlite://", 0) != 0 && cfg.store.url.rfind("redis://", 0) != 0) {
+        fail("store.url", "\"" + cfg.store.url + "\"", "sqlite://PATH or redis://HOST:PORT/DB");
+    }
+    if (cfg.routing.threshold && cfg.routing.cloud_share) {
+        throw config_error("config: routing.threshold and routing.cloud_share are both set: choose one");
+    }
+    std::set<std::string> names;
+    for (auto& m : cfg.models) {
+        const auto where = "models." + (m.name.empty() ? std::string("?") : m.name);
+        if (m.name.empty())
+            throw config_error("config: a [[models]] entry has no name: every model needs one");
+        if (!names.insert(m.name).second)
+            throw config_error("config: models.name \"" + m.name + "\" is used twice");
+        if (m.provider.empty()) {
+            throw config_error("config: " + where +
+                               ".provider is missing: expected one of llama, openai, anthropic");
+        }
+        if (m.provider != "llama" && m.base_url.empty()) {
+            throw config_error("config: " + where + ".base_url is missing: provider \"" + m.provider +
+                               "\" needs the API's base URL (e.g. https://api.openai.com/v1)");
+        }
+        if (m.provider != "llama" && m.base_url.rfind("http://", 0) != 0 &&
+            m.base_url.rfind("https://", 0) != 0) {
+            fail(where + ".base_url", "\"" + m.base_url + "\"", "an http:// or https:// URL");
+        }
+        if (m.model.empty()) m.model = m.name;
+        if (m.max_tokens_limit == 0) m.max_tokens_limit = m.provider == "llama" ? m.n_ctx : 128000;
+    }
+}
+
+config from_table(const toml::table& root) {
+    config cfg;
+    for (const auto& [key, node] : root) {
+        const std::string section(key.str());
+        const auto need_table = [&]() -> const toml::table& {
+            if (!node.is_table()) fail(section, render(node), "a [" + section + "] table");
+            return *node.as_table();
+        };
+        if (section == "server") {
+            apply_table(cfg.server, server_fields(), need_table(), "server.");
+        } else if (section == "store") {
+            apply_table(cfg.store, store_fields(), need_table(), "store.");
+        } else if (section == "routing") {
+            apply_table(cfg.routing, routing_fields(), need_table(), "routing.");
+        } else if (section == "limits") {
+            apply_table(cfg.limits, limits_fields(), need_table(), "limits.");
+        } else if (section == "models") {
+            if (!node.is_array_of_tables()) fail("models", render(node), "[[models]] tables");
+            for (const auto& entry : *node.as_array()) {
+                model_config model;
+                apply_table(model, model_fields(), *entry.as_table(), "models.");
+                cfg.models.push_back(std::move(model));
+            }
+        } else {
+            throw config_error("config: unknown section [" + section +
+                               "] (known sections: server, store, models, routing, limits)");
+        }
+    }
+    return cfg;
+}
+
+config parse_with_source(std::string_view text, const std::string& source,
+                         const std::map<std::string, std::string>& env) {
+    toml::table root;
+    try {
+        root = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream out;
+        out << "config: " << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+            << e.description();
+        throw config_error(out.str());
+    }
+    auto cfg = from_table(root);
+    // A file that names no model gets the embedded local demo model, so `serve` always has one.
+    if (cfg.models.empty()) cfg.models = from_table(toml::parse(k_embedded_defaults)).models;
+    cfg.source = source;
+    apply_environment(cfg, env);
+    validate(cfg);
+    return cfg;
+}
+
+}  // namespace
+
+config parse_config(std::string_view toml_text, const std::map<std::string, std::string>& env) {
+    return parse_with_source(toml_text, "config", env);
+}
+
+config load_config(const std::optional<std::filesystem::path>& path,
+                   const std::map<std::string, std::string>& env) {
+    std::optional<std::filesystem::path> file = path;
+    if (!file && std::filesystem::exists("sluice.toml")) file = "sluice.toml";
+    if (!file) return parse_with_source(k_embedded_defaults, "embedded defaults", env);
+    std::ifstream in(*file, std::ios::binary);
+    if (!in) throw config_error("config: cannot read " + file->string() + ": no such file or not readable");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_with_source(text.str(), file->string(), env);
+}
+
+std::map<std::string, std::string> process_environment() {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        const std::string_view entry(*e);
+        const auto eq = entry.find('=');
+        if (eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+    }
+    return env;
+}
+
+}  // namespace sluice

@@ -1,0 +1,163 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/config.h"
+
+using sluice::config_error;
+using sluice::parse_config;
+
+namespace {
+
+std::string error_of(std::string_view toml, const std::map<std::string, std::string>& env = {}) {
+    try {
+        parse_config(toml, env);
+    } catch (const config_error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST(config, empty_file_gives_defaults_and_the_local_demo_model) {
+    const auto cfg = parse_config("");
+    EXPECT_EQ(cfg.server.listen, "127.0.0.1:8080");
+    EXPECT_EQ(cfg.server.heartbeat_interval_s, 15);
+    EXPECT_EQ(cfg.server.max_body_bytes, 1048576u);
+    EXPECT_EQ(cfg.server.request_timeout_s, 300);
+    EXPECT_EQ(cfg.store.url, "sqlite://sluice-data/sluice.db");
+    ASSERT_EQ(cfg.models.size(), 1u);
+    EXPECT_EQ(cfg.models[0].name, "local");
+    EXPECT_EQ(cfg.models[0].role, sluice::model_role::local_small);
+    EXPECT_EQ(cfg.models[0].provider, "llama");
+    EXPECT_TRUE(cfg.models[0].path.empty());
+    EXPECT_EQ(cfg.routing.default_model_type, "auto");
+    EXPECT_EQ(cfg.limits.requests_per_minute, 0);
+}
+
+TEST(config, spec_example_parses) {
+    const auto cfg = parse_config(R"(
+[server]
+listen = "127.0.0.1:8080"
+heartbeat_interval_s = 15
+max_body_bytes = 1048576
+request_timeout_s = 300
+[store]
+url = "sqlite://sluice-data/sluice.db"
+[[models]]
+name = "local"
+role = "local_small"
+provider = "llama"
+path = "models/model.gguf"
+n_ctx = 4096
+n_parallel = 4
+[[models]]
+name = "gpt-4o-mini"
+role = "cloud_large"
+provider = "openai"
+base_url = "https://api.openai.com/v1"
+model = "gpt-4o-mini"
+api_key_env = "OPENAI_API_KEY"
+[routing]
+default_model_type = "auto"
+[limits]
+requests_per_minute = 0
+tokens_per_minute = 0
+max_concurrent_streams = 0
+)");
+    ASSERT_EQ(cfg.models.size(), 2u);
+    EXPECT_EQ(cfg.models[1].role, sluice::model_role::cloud_large);
+    EXPECT_EQ(cfg.models[1].api_key_env, "OPENAI_API_KEY");
+    EXPECT_EQ(cfg.models[0].max_tokens_limit, 4096);
+}
+
+TEST(config, model_defaults_to_name) {
+    const auto cfg = parse_config(R"(
+[[models]]
+name = "big"
+role = "cloud_large"
+provider = "openai"
+base_url = "http://127.0.0.1:1/v1"
+)");
+    EXPECT_EQ(cfg.models[0].model, "big");
+}
+
+TEST(config, unknown_key_is_named) {
+    const auto msg = error_of("[server]\nlisten_port = 8080\n");
+    EXPECT_NE(msg.find("unknown key server.listen_port"), std::string::npos) << msg;
+}
+
+TEST(config, unknown_section_is_named) {
+    EXPECT_NE(error_of("[serverr]\n").find("unknown section [serverr]"), std::string::npos);
+}
+
+TEST(config, bad_values_name_key_value_and_what_is_allowed) {
+    auto msg = error_of("[server]\nheartbeat_interval_s = 0\n");
+    EXPECT_NE(msg.find("server.heartbeat_interval_s = 0"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("from 1 to 3600"), std::string::npos) << msg;
+    EXPECT_EQ(error_of("[server]\nheartbeat_interval_s = 1\n"), "");
+    EXPECT_EQ(error_of("[server]\nheartbeat_interval_s = 3600\n"), "");
+    EXPECT_NE(error_of("[server]\nheartbeat_interval_s = 3601\n"), "");
+
+    msg = error_of("[server]\nheartbeat_interval_s = \"15\"\n");
+    EXPECT_NE(msg.find("expected an integer"), std::string::npos) << msg;
+
+    msg = error_of("[routing]\ndefault_model_type = \"big\"\n");
+    EXPECT_NE(msg.find("routing.default_model_type = \"big\""), std::string::npos) << msg;
+    EXPECT_NE(msg.find("auto, local_small, cloud_large"), std::string::npos) << msg;
+
+    msg = error_of("[server]\nlisten = \"localhost\"\n");
+    EXPECT_NE(msg.find("server.listen"), std::string::npos) << msg;
+
+    msg = error_of("[store]\nurl = \"postgres://x\"\n");
+    EXPECT_NE(msg.find("store.url"), std::string::npos) << msg;
+}
+
+TEST(config, model_errors) {
+    EXPECT_NE(error_of("[[models]]\nrole = \"local_small\"\nprovider = \"llama\"\n").find("no name"),
+              std::string::npos);
+    EXPECT_NE(
+        error_of("[[models]]\nname = \"a\"\nrole = \"medium\"\nprovider = \"llama\"\n").find("models.role"),
+        std::string::npos);
+    EXPECT_NE(error_of("[[models]]\nname = \"a\"\nprovider = \"openai\"\n").find("base_url is missing"),
+              std::string::npos);
+    EXPECT_NE(error_of("[[models]]\nname = \"a\"\nprovider = \"llama\"\n[[models]]\nname = \"a\"\nprovider = "
+                       "\"llama\"\n")
+                  .find("used twice"),
+              std::string::npos);
+}
+
+TEST(config, environment_overrides_win_and_are_checked) {
+    auto cfg =
+        parse_config("[server]\nlisten = \"127.0.0.1:8080\"\n", {{"SLUICE_SERVER_LISTEN", "127.0.0.1:9000"},
+                                                                 {"SLUICE_LIMITS_REQUESTS_PER_MINUTE", "60"},
+                                                                 {"SLUICE_ROUTING_FALLBACK", "false"},
+                                                                 {"SLUICE_BINARY", "/not/config"}});
+    EXPECT_EQ(cfg.server.listen, "127.0.0.1:9000");
+    EXPECT_EQ(cfg.limits.requests_per_minute, 60);
+    EXPECT_FALSE(cfg.routing.fallback);
+
+    cfg = parse_config("", {{"SLUICE_MODELS_LOCAL_N_PARALLEL", "2"}});
+    EXPECT_EQ(cfg.models[0].n_parallel, 2);
+
+    auto msg = error_of("", {{"SLUICE_SERVER_HEARTBEAT_INTERVAL_S", "soon"}});
+    EXPECT_NE(msg.find("SLUICE_SERVER_HEARTBEAT_INTERVAL_S"), std::string::npos) << msg;
+    msg = error_of("", {{"SLUICE_SERVER_LISTN", "x"}});
+    EXPECT_NE(msg.find("SLUICE_SERVER_LISTN names no key"), std::string::npos) << msg;
+}
+
+TEST(config, syntax_error_gives_line) {
+    const auto msg = error_of("[server\nlisten = 1\n");
+    EXPECT_NE(msg.find("config:1:"), std::string::npos) << msg;
+}
+
+TEST(config, missing_file_is_named) {
+    try {
+        sluice::load_config(std::filesystem::path("/nonexistent/sluice.toml"), {});
+        FAIL();
+    } catch (const config_error& e) {
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/sluice.toml"), std::string::npos);
+    }
+}
