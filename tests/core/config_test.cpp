@@ -161,3 +161,10 @@ TEST(config, missing_file_is_named) {
         EXPECT_NE(std::string(e.what()).find("/nonexistent/sluice.toml"), std::string::npos);
     }
 }
+
+TEST(config, shipped_example_file_loads) {
+    const auto path = std::filesystem::path(SLUICE_TEST_TOOLS_DIR) / ".." / ".." / "sluice.example.toml";
+    const auto cfg = sluice::load_config(path, {});
+    EXPECT_EQ(cfg.models.size(), 1u);
+    EXPECT_EQ(cfg.server.heartbeat_interval_s, 15);
+}
