@@ -16,23 +16,30 @@ namespace sluice {
 
 // The store could not be reached or failed; requests that need it get 503.
 class store_unavailable : public std::runtime_error {
-public:
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// append_messages on a session that another key owns (two keys racing for one client-chosen id);
+// the caller answers as for any session it cannot see (404).
+class session_conflict : public std::runtime_error {
+  public:
     using std::runtime_error::runtime_error;
 };
 
 struct api_key_record {
-    std::string id;           // "key_..." — public, shown in lists and logs
+    std::string id;  // "key_..." — public, shown in lists and logs
     std::string name;
-    std::string hash;         // sha256_hex of the secret key; the secret itself is never stored
+    std::string hash;  // sha256_hex of the secret key; the secret itself is never stored
     std::int64_t created_ms = 0;
     bool revoked = false;
     std::optional<limits_config> limits;  // per-key override of [limits]
 };
 
 struct stored_message {
-    std::string role;         // system | user | assistant
+    std::string role;  // system | user | assistant
     std::string content;
-    std::string model;        // configured model name (assistant turns)
+    std::string model;  // configured model name (assistant turns)
     int prompt_tokens = 0;
     int completion_tokens = 0;
     std::string finish_reason;  // assistant turns: stop | length | cancelled | error
@@ -62,11 +69,11 @@ struct usage_row {
 struct rate_decision {
     bool allowed = true;
     int retry_after_s = 0;
-    std::string reason;       // which limit, for the error message
+    std::string reason;  // which limit, for the error message
 };
 
 class store {
-public:
+  public:
     virtual ~store() = default;
 
     // keys
@@ -78,7 +85,8 @@ public:
     // sessions; a session belongs to the key that created it
     virtual std::optional<std::string> session_owner(const std::string& session_id) = 0;
     virtual std::vector<stored_message> load_messages(const std::string& session_id) = 0;
-    // Appends atomically; creates the session owned by key_id when it does not exist yet.
+    // Appends atomically; creates the session owned by key_id when it does not exist yet. Throws
+    // session_conflict (and appends nothing) when the session exists and belongs to another key.
     virtual void append_messages(const std::string& session_id, const std::string& key_id,
                                  const std::vector<stored_message>& messages) = 0;
     virtual bool delete_session(const std::string& session_id) = 0;
