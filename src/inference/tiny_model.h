@@ -8,7 +8,7 @@
 namespace sluice {
 
 struct tiny_model_options {
-    std::string vocab = "qwen2";   // phi-3, qwen2, llama-bpe, ...
+    std::string vocab = "qwen2";  // phi-3, qwen2, llama-bpe, ...
     int n_embd = 64;
     int n_layer = 2;
     int n_head = 4;
