@@ -9,19 +9,21 @@ CMAKE_FLAGS ?=
 APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
   libboost1.81-dev libboost-json1.81-dev libssl-dev libsqlite3-dev libhiredis-dev redis-server \
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  python3 python3-aiohttp python3-pytest clang-format curl ca-certificates
+  python3 python3-aiohttp python3-pytest clang-format curl ca-certificates chromium
 
 .PHONY: deps build build-asan run test test-asan test-fast format format-check bench clean
 
 deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || \
+	  { [ $$p = npm ] && command -v npm >/dev/null; } || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "sluice: installing Debian packages:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@scripts/fetch-llama.sh
-	@if [ -f tests/package.json ] && [ ! -d tests/node_modules ]; then \
+	@if [ -f tests/package.json ] && { [ ! -d tests/node_modules ] || \
+	    [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; }; then \
 	  echo "sluice: installing test clients from npm"; (cd tests && npm ci --silent --no-audit --no-fund); fi
 
 $(BUILD_DIR)/build.ninja:
