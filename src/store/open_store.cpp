@@ -2,6 +2,7 @@
 #include <cstdlib>
 
 #include "core/api_error.h"
+#include "store/redis_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 #include "store/store_url.h"
@@ -66,7 +67,18 @@ std::unique_ptr<store> open_store(const store_config& cfg) {
     const auto url = parse_store_url(cfg.url);
     if (const auto* sqlite = std::get_if<sqlite_url>(&url))
         return std::make_unique<sqlite_store>(sqlite->path);
-    throw store_unavailable("redis store: not built yet");
+    const auto& redis = std::get<redis_url>(url);
+    std::string password;
+    if (!cfg.password_env.empty()) {
+        const char* value = std::getenv(cfg.password_env.c_str());
+        if (!value || !*value) {
+            throw config_error("store.password_env = \"" + cfg.password_env +
+                               "\": that environment variable is not set; set it to the Redis password or "
+                               "leave store.password_env empty");
+        }
+        password = value;
+    }
+    return std::make_unique<redis_store>(redis, std::move(password));
 }
 
 }  // namespace sluice

@@ -1,0 +1,455 @@
+#include "store/redis_store.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
+
+#include "core/ids.h"
+#include "store/rate_window.h"
+
+namespace sluice {
+
+namespace {
+
+constexpr timeval k_connect_timeout{1, 0};
+constexpr timeval k_command_timeout{1, 0};
+
+// KEYS: key:<id>, keyhash:<hash>, keys. ARGV: id, then field/value pairs.
+constexpr std::string_view k_create_key = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('duplicate key id or hash')
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+)lua";
+
+// KEYS: keyhash:<hash>. ARGV: prefix.
+constexpr std::string_view k_find_key = R"lua(
+local id = redis.call('GET', KEYS[1])
+if not id then return {} end
+return redis.call('HGETALL', ARGV[1] .. 'key:' .. id)
+)lua";
+
+// KEYS: keys. ARGV: prefix.
+constexpr std::string_view k_list_keys = R"lua(
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local record = redis.call('HGETALL', ARGV[1] .. 'key:' .. id)
+  if #record > 0 then table.insert(out, record) end
+end
+return out
+)lua";
+
+// KEYS: key:<id>.
+constexpr std::string_view k_revoke_key = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'revoked', '1')
+return 1
+)lua";
+
+// KEYS: session:<id>, messages:<id>. ARGV: owner, created_ms, updated_ms, messages...
+constexpr std::string_view k_append = R"lua(
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+if not owner then redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'created_ms', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'updated_ms', ARGV[3])
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+return 1
+)lua";
+
+// KEYS: rate:<key>:<window>. ARGV: requests_per_minute, tokens_per_minute, ttl seconds.
+// Returns {requests, tokens, admitted}.
+constexpr std::string_view k_admit = R"lua(
+local requests = tonumber(redis.call('HGET', KEYS[1], 'requests') or '0')
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or '0')
+local rpm = tonumber(ARGV[1])
+local tpm = tonumber(ARGV[2])
+if (rpm > 0 and requests >= rpm) or (tpm > 0 and tokens >= tpm) then
+  return {requests, tokens, 0}
+end
+redis.call('HINCRBY', KEYS[1], 'requests', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {requests, tokens, 1}
+)lua";
+
+// KEYS: rate:<key>:<window>. ARGV: tokens, ttl seconds.
+constexpr std::string_view k_add_tokens = R"lua(
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS: streams:<key>. ARGV: now_ms, max (0 = none), slot expiry ms, slot name, key ttl ms.
+constexpr std::string_view k_acquire_stream = R"lua(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local max = tonumber(ARGV[2])
+if max > 0 and redis.call('ZCARD', KEYS[1]) >= max then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+)lua";
+
+// KEYS: usage:<key>:<model>, usage_models:<key>, usage_keys. ARGV: key id, model, five counts.
+constexpr std::string_view k_record_usage = R"lua(
+local fields = {'requests', 'prompt_tokens', 'completion_tokens', 'cancelled', 'errors'}
+for i, field in ipairs(fields) do redis.call('HINCRBY', KEYS[1], field, ARGV[i + 2]) end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+)lua";
+
+// KEYS: usage_keys. ARGV: prefix, key id or ''. Returns flat rows of 7: key, model, five counts.
+constexpr std::string_view k_usage = R"lua(
+local ids = {}
+if ARGV[2] ~= '' then ids = {ARGV[2]} else ids = redis.call('SMEMBERS', KEYS[1]) end
+local out = {}
+local fields = {'requests', 'prompt_tokens', 'completion_tokens', 'cancelled', 'errors'}
+for _, id in ipairs(ids) do
+  for _, model in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'usage_models:' .. id)) do
+    local counts = redis.call('HMGET', ARGV[1] .. 'usage:' .. id .. ':' .. model, unpack(fields))
+    table.insert(out, id)
+    table.insert(out, model)
+    for i = 1, 5 do table.insert(out, counts[i] or '0') end
+  end
+end
+return out
+)lua";
+
+std::int64_t wall_clock_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string as_string(const redisReply* r) {
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) return std::string(r->str, r->len);
+    if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+    return {};
+}
+
+std::int64_t as_int(const redisReply* r) {
+    if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+    const auto text = as_string(r);
+    try {
+        return text.empty() ? 0 : std::stoll(text);
+    } catch (const std::exception&) {
+        throw store_unavailable("redis store: unexpected non-number in a reply");
+    }
+}
+
+std::map<std::string, std::string> as_map(const redisReply* r) {
+    std::map<std::string, std::string> out;
+    for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+        out[as_string(r->element[i])] = as_string(r->element[i + 1]);
+    }
+    return out;
+}
+
+std::int64_t field_int(const std::map<std::string, std::string>& m, const std::string& name) {
+    const auto it = m.find(name);
+    if (it == m.end() || it->second.empty()) return 0;
+    try {
+        return std::stoll(it->second);
+    } catch (const std::exception&) {
+        throw store_unavailable("redis store: field " + name + " is not a number");
+    }
+}
+
+api_key_record key_from_map(const std::map<std::string, std::string>& m) {
+    auto get = [&](const char* name) {
+        const auto it = m.find(name);
+        return it == m.end() ? std::string() : it->second;
+    };
+    api_key_record key{.id = get("id"),
+                       .name = get("name"),
+                       .hash = get("hash"),
+                       .created_ms = field_int(m, "created_ms"),
+                       .revoked = get("revoked") == "1"};
+    if (m.contains("requests_per_minute")) {
+        key.limits =
+            limits_config{.requests_per_minute = static_cast<int>(field_int(m, "requests_per_minute")),
+                          .tokens_per_minute = static_cast<int>(field_int(m, "tokens_per_minute")),
+                          .max_concurrent_streams = static_cast<int>(field_int(m, "max_concurrent_streams"))};
+    }
+    return key;
+}
+
+std::string encode_message(const stored_message& m) {
+    return boost::json::serialize(boost::json::object{{"role", m.role},
+                                                      {"content", m.content},
+                                                      {"model", m.model},
+                                                      {"prompt_tokens", m.prompt_tokens},
+                                                      {"completion_tokens", m.completion_tokens},
+                                                      {"finish_reason", m.finish_reason},
+                                                      {"created_ms", m.created_ms}});
+}
+
+stored_message decode_message(std::string_view text) {
+    boost::system::error_code ec;
+    const auto value = boost::json::parse(text, ec);
+    if (ec || !value.is_object()) throw store_unavailable("redis store: a stored message is not valid JSON");
+    const auto& o = value.get_object();
+    auto str = [&](const char* name) {
+        const auto* v = o.if_contains(name);
+        return v && v->is_string() ? std::string(v->get_string()) : std::string();
+    };
+    auto num = [&](const char* name) -> std::int64_t {
+        const auto* v = o.if_contains(name);
+        return v && v->is_int64() ? v->get_int64() : 0;
+    };
+    return {.role = str("role"),
+            .content = str("content"),
+            .model = str("model"),
+            .prompt_tokens = static_cast<int>(num("prompt_tokens")),
+            .completion_tokens = static_cast<int>(num("completion_tokens")),
+            .finish_reason = str("finish_reason"),
+            .created_ms = num("created_ms")};
+}
+
+// Rate windows expire after two windows: long enough to finish counting, short enough to vanish.
+const std::string k_rate_ttl_s = std::to_string(2 * k_rate_window_ms / 1000);
+
+}  // namespace
+
+void redis_store::reply_deleter::operator()(redisReply* r) const {
+    freeReplyObject(r);
+}
+
+redis_store::redis_store(redis_url url, std::string password)
+    : url_(std::move(url)), password_(std::move(password)), instance_id_(new_id("inst_")) {
+    std::lock_guard lock(mutex_);
+    connect();
+}
+
+redis_store::~redis_store() {
+    disconnect();
+}
+
+void redis_store::disconnect() {
+    if (context_) redisFree(context_);
+    context_ = nullptr;
+}
+
+void redis_store::connect() {
+    const std::string where = url_.host + ":" + std::to_string(url_.port);
+    context_ = redisConnectWithTimeout(url_.host.c_str(), url_.port, k_connect_timeout);
+    if (!context_ || context_->err) {
+        const std::string why = context_ ? context_->errstr : "out of memory";
+        disconnect();
+        throw store_unavailable("redis store: cannot connect to " + where + ": " + why);
+    }
+    if (redisSetTimeout(context_, k_command_timeout) != REDIS_OK) {
+        disconnect();
+        throw store_unavailable("redis store: cannot set the command timeout for " + where);
+    }
+    // The password travels only to Redis; errors below never include it.
+    if (!password_.empty()) command({"AUTH", password_});
+    if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
+}
+
+redis_store::reply_ptr redis_store::command(const std::vector<std::string>& args) {
+    if (!context_) connect();
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    argv.reserve(args.size());
+    lengths.reserve(args.size());
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    reply_ptr reply(static_cast<redisReply*>(
+        redisCommandArgv(context_, static_cast<int>(args.size()), argv.data(), lengths.data())));
+    if (!reply) {
+        const std::string why = context_->errstr[0] ? context_->errstr : "connection lost";
+        disconnect();  // the next call reconnects
+        throw store_unavailable("redis store: " + url_.host + ":" + std::to_string(url_.port) + ": " + why);
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        const std::string why(reply->str, reply->len);
+        // A server that is loading or became a replica may recover; start afresh on the next call.
+        if (why.starts_with("LOADING") || why.starts_with("READONLY") || why.starts_with("NOAUTH"))
+            disconnect();
+        throw store_unavailable("redis store: " + args.front() + " failed: " + why);
+    }
+    return reply;
+}
+
+redis_store::reply_ptr redis_store::eval(std::string_view script, const std::vector<std::string>& keys,
+                                         const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"EVAL", std::string(script), std::to_string(keys.size())};
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return command(argv);
+}
+
+void redis_store::create_key(const api_key_record& key) {
+    std::vector<std::string> args{key.id,
+                                  "id",
+                                  key.id,
+                                  "name",
+                                  key.name,
+                                  "hash",
+                                  key.hash,
+                                  "created_ms",
+                                  std::to_string(key.created_ms),
+                                  "revoked",
+                                  key.revoked ? "1" : "0"};
+    if (key.limits) {
+        args.insert(args.end(),
+                    {"requests_per_minute", std::to_string(key.limits->requests_per_minute),
+                     "tokens_per_minute", std::to_string(key.limits->tokens_per_minute),
+                     "max_concurrent_streams", std::to_string(key.limits->max_concurrent_streams)});
+    }
+    std::lock_guard lock(mutex_);
+    eval(k_create_key, {prefix_ + "key:" + key.id, prefix_ + "keyhash:" + key.hash, prefix_ + "keys"}, args);
+}
+
+std::optional<api_key_record> redis_store::find_key_by_hash(const std::string& hash) {
+    std::lock_guard lock(mutex_);
+    const auto reply = eval(k_find_key, {prefix_ + "keyhash:" + hash}, {prefix_});
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return std::nullopt;
+    return key_from_map(as_map(reply.get()));
+}
+
+std::vector<api_key_record> redis_store::list_keys() {
+    std::vector<api_key_record> keys;
+    {
+        std::lock_guard lock(mutex_);
+        const auto reply = eval(k_list_keys, {prefix_ + "keys"}, {prefix_});
+        for (std::size_t i = 0; i < reply->elements; ++i)
+            keys.push_back(key_from_map(as_map(reply->element[i])));
+    }
+    std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.created_ms, a.id) < std::tie(b.created_ms, b.id);
+    });
+    return keys;
+}
+
+bool redis_store::revoke_key(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    return as_int(eval(k_revoke_key, {prefix_ + "key:" + id}, {}).get()) == 1;
+}
+
+std::optional<std::string> redis_store::session_owner(const std::string& session_id) {
+    std::lock_guard lock(mutex_);
+    const auto reply = command({"HGET", prefix_ + "session:" + session_id, "owner"});
+    if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
+    return as_string(reply.get());
+}
+
+std::vector<stored_message> redis_store::load_messages(const std::string& session_id) {
+    std::vector<stored_message> messages;
+    std::lock_guard lock(mutex_);
+    const auto reply = command({"LRANGE", prefix_ + "messages:" + session_id, "0", "-1"});
+    messages.reserve(reply->elements);
+    for (std::size_t i = 0; i < reply->elements; ++i) {
+        const auto* e = reply->element[i];
+        messages.push_back(decode_message(std::string_view(e->str, e->len)));
+    }
+    return messages;
+}
+
+void redis_store::append_messages(const std::string& session_id, const std::string& key_id,
+                                  const std::vector<stored_message>& messages) {
+    const std::int64_t first = messages.empty() ? 0 : messages.front().created_ms;
+    const std::int64_t last = messages.empty() ? 0 : messages.back().created_ms;
+    std::vector<std::string> args{key_id, std::to_string(first), std::to_string(last)};
+    for (const auto& m : messages) args.push_back(encode_message(m));
+    std::lock_guard lock(mutex_);
+    const auto reply =
+        eval(k_append, {prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id}, args);
+    if (as_int(reply.get()) == 0) throw session_conflict("session belongs to another key");
+}
+
+bool redis_store::delete_session(const std::string& session_id) {
+    std::lock_guard lock(mutex_);
+    const auto reply =
+        command({"DEL", prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id});
+    return as_int(reply.get()) > 0;
+}
+
+rate_decision redis_store::admit_request(const std::string& key_id, const limits_config& limits,
+                                         std::int64_t now_ms) {
+    if (limits.requests_per_minute <= 0 && limits.tokens_per_minute <= 0) return {};
+    const auto window_key = prefix_ + "rate:" + key_id + ":" + std::to_string(rate_window_start(now_ms));
+    std::lock_guard lock(mutex_);
+    const auto reply = eval(
+        k_admit, {window_key},
+        {std::to_string(limits.requests_per_minute), std::to_string(limits.tokens_per_minute), k_rate_ttl_s});
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        throw store_unavailable("redis store: unexpected reply to the rate check");
+    }
+    return decide_rate(limits, as_int(reply->element[0]), as_int(reply->element[1]), now_ms);
+}
+
+void redis_store::add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) {
+    if (tokens <= 0) return;
+    const auto window_key = prefix_ + "rate:" + key_id + ":" + std::to_string(rate_window_start(now_ms));
+    std::lock_guard lock(mutex_);
+    eval(k_add_tokens, {window_key}, {std::to_string(tokens), k_rate_ttl_s});
+}
+
+bool redis_store::acquire_stream(const std::string& key_id, int max_streams) {
+    const std::int64_t now = wall_clock_ms();
+    std::lock_guard lock(mutex_);
+    const auto slot = instance_id_ + ":" + std::to_string(next_slot_++);
+    const auto reply =
+        eval(k_acquire_stream, {prefix_ + "streams:" + key_id},
+             {std::to_string(now), std::to_string(std::max(0, max_streams)),
+              std::to_string(now + k_stream_slot_ttl_ms), slot, std::to_string(k_stream_slot_ttl_ms)});
+    if (as_int(reply.get()) != 1) return false;
+    slots_[key_id].push_back(slot);
+    return true;
+}
+
+void redis_store::release_stream(const std::string& key_id) {
+    std::lock_guard lock(mutex_);
+    auto it = slots_.find(key_id);
+    if (it == slots_.end() || it->second.empty()) return;
+    // Forget the slot first: if Redis is unreachable now, its expiry frees it later.
+    const auto slot = std::move(it->second.back());
+    it->second.pop_back();
+    if (it->second.empty()) slots_.erase(it);
+    command({"ZREM", prefix_ + "streams:" + key_id, slot});
+}
+
+void redis_store::record_usage(const usage_delta& d) {
+    std::lock_guard lock(mutex_);
+    eval(k_record_usage,
+         {prefix_ + "usage:" + d.key_id + ":" + d.model, prefix_ + "usage_models:" + d.key_id,
+          prefix_ + "usage_keys"},
+         {d.key_id, d.model, std::to_string(d.requests), std::to_string(d.prompt_tokens),
+          std::to_string(d.completion_tokens), std::to_string(d.cancelled), std::to_string(d.errors)});
+}
+
+std::vector<usage_row> redis_store::usage(const std::optional<std::string>& key_id) {
+    std::vector<usage_row> rows;
+    {
+        std::lock_guard lock(mutex_);
+        const auto reply = eval(k_usage, {prefix_ + "usage_keys"}, {prefix_, key_id.value_or("")});
+        for (std::size_t i = 0; i + 6 < reply->elements; i += 7) {
+            auto* const* e = reply->element + i;
+            rows.push_back({as_string(e[0]), as_string(e[1]), as_int(e[2]), as_int(e[3]), as_int(e[4]),
+                            as_int(e[5]), as_int(e[6])});
+        }
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.key_id, a.model) < std::tie(b.key_id, b.model);
+    });
+    return rows;
+}
+
+bool redis_store::healthy() {
+    try {
+        std::lock_guard lock(mutex_);
+        return as_string(command({"PING"}).get()) == "PONG";
+    } catch (const store_unavailable&) {
+        return false;
+    }
+}
+
+}  // namespace sluice

@@ -1,0 +1,94 @@
+#pragma once
+// The shared store: everything in one Redis database, so several sluice processes behind a load
+// balancer see the same keys, sessions, limits and usage.
+//
+// Why synchronous hiredis: the store interface is synchronous and only ever called from the store's
+// own thread pool (core/blocking.h), never from an io thread, so a blocking round trip costs a pool
+// thread, not the event loop. One connection guarded by a mutex keeps it simple; every call is one
+// short round trip. Connect and command timeouts (1 s) bound every wait. After any failure the
+// connection is dropped and the next call reconnects, so service resumes by itself when Redis comes
+// back; each failure surfaces as store_unavailable (a 503 for the request), never a crash.
+//
+// Atomicity: every call that reads-then-writes (rate check-and-count, session append with its
+// ownership check, key creation, stream slots) is one Lua script, i.e. one atomic round trip. The
+// scripts touch keys they compute from the prefix, so this targets a single Redis (not Cluster).
+//
+// Layout (prefix "sluice:"): key:<id> hash, keyhash:<sha256> -> id, keys set; session:<id> hash
+// (owner, created_ms, updated_ms), messages:<id> list of JSON; rate:<key>:<window> hash (requests,
+// tokens) expiring after two windows; streams:<key> sorted set of slots scored by expiry;
+// usage:<key>:<model> hash, usage_models:<key> set, usage_keys set.
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/store.h"
+#include "store/store_url.h"
+
+struct redisContext;
+struct redisReply;
+
+namespace sluice {
+
+class redis_store final : public store {
+  public:
+    // A stream slot held by a process that died is freed after this long (a safety net; a live
+    // stream releases its slot as soon as it ends). Longer than any request_timeout_s in use.
+    static constexpr std::int64_t k_stream_slot_ttl_ms = 15 * 60 * 1000;
+
+    // Connects at once: throws store_unavailable when Redis cannot be reached or refuses the password.
+    redis_store(redis_url url, std::string password);
+    ~redis_store() override;
+    redis_store(const redis_store&) = delete;
+    redis_store& operator=(const redis_store&) = delete;
+
+    void create_key(const api_key_record& key) override;
+    std::optional<api_key_record> find_key_by_hash(const std::string& hash) override;
+    std::vector<api_key_record> list_keys() override;
+    bool revoke_key(const std::string& id) override;
+
+    std::optional<std::string> session_owner(const std::string& session_id) override;
+    std::vector<stored_message> load_messages(const std::string& session_id) override;
+    void append_messages(const std::string& session_id, const std::string& key_id,
+                         const std::vector<stored_message>& messages) override;
+    bool delete_session(const std::string& session_id) override;
+
+    rate_decision admit_request(const std::string& key_id, const limits_config& limits,
+                                std::int64_t now_ms) override;
+    void add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) override;
+    bool acquire_stream(const std::string& key_id, int max_streams) override;
+    void release_stream(const std::string& key_id) override;
+
+    void record_usage(const usage_delta& delta) override;
+    std::vector<usage_row> usage(const std::optional<std::string>& key_id) override;
+
+    bool healthy() override;
+
+  private:
+    struct reply_deleter {
+        void operator()(redisReply* r) const;
+    };
+    using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+
+    // Both run under mutex_. command() connects when needed and throws store_unavailable on any
+    // failure, error replies included.
+    void connect();
+    void disconnect();
+    reply_ptr command(const std::vector<std::string>& args);
+    reply_ptr eval(std::string_view script, const std::vector<std::string>& keys,
+                   const std::vector<std::string>& args);
+
+    const redis_url url_;
+    const std::string password_;
+    const std::string prefix_ = "sluice:";
+    const std::string instance_id_;  // names this process's stream slots
+
+    std::mutex mutex_;
+    redisContext* context_ = nullptr;
+    std::uint64_t next_slot_ = 0;
+    std::map<std::string, std::vector<std::string>> slots_;  // key id -> slots this process holds
+};
+
+}  // namespace sluice
