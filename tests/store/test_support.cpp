@@ -57,7 +57,11 @@ bool redis_server::answers_ping() const {
     bool ok = false;
     if (c && !c->err) {
         auto* reply = static_cast<redisReply*>(redisCommand(c, "PING"));
-        ok = reply && reply->type == REDIS_REPLY_STATUS && std::string(reply->str, reply->len) == "PONG";
+        // A password-protected server answers NOAUTH: it is up all the same.
+        ok =
+            reply &&
+            (reply->type == REDIS_REPLY_STATUS ||
+             (reply->type == REDIS_REPLY_ERROR && std::string(reply->str, reply->len).starts_with("NOAUTH")));
         if (reply) freeReplyObject(reply);
     }
     if (c) redisFree(c);
@@ -71,6 +75,7 @@ std::string redis_server::launch() {
     std::vector<std::string> args{
         "redis-server", "--port", port, "--bind",    "127.0.0.1", "--save",      "",  "--appendonly",
         "no",           "--dir",  dir,  "--logfile", log,         "--daemonize", "no"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -97,8 +102,9 @@ std::string redis_server::launch() {
     return "redis-server did not answer PING within 10 s";
 }
 
-std::string redis_server::start() {
+std::string redis_server::start(std::vector<std::string> extra_args) {
     if (running()) return {};
+    if (!extra_args.empty()) extra_args_ = std::move(extra_args);
     if (!dir_) dir_.emplace();
     if (port_ != 0) return launch();
     std::string why;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sluice::testing {
 
@@ -30,8 +31,9 @@ class redis_server {
     redis_server(const redis_server&) = delete;
     redis_server& operator=(const redis_server&) = delete;
 
-    // Returns an empty string on success, else why redis-server could not start.
-    std::string start();
+    // Returns an empty string on success, else why redis-server could not start. `extra_args` (e.g.
+    // {"--requirepass", "pw"}) are kept for restarts.
+    std::string start(std::vector<std::string> extra_args = {});
     void stop();
     bool running() const { return pid_ > 0; }
     int port() const { return port_; }
@@ -46,6 +48,7 @@ class redis_server {
     bool answers_ping() const;
 
     std::optional<temp_dir> dir_;
+    std::vector<std::string> extra_args_;
     pid_t pid_ = -1;
     int port_ = 0;
 };

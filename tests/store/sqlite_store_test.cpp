@@ -1,0 +1,135 @@
+// SQLite specifics: the file, the migrations, and surviving a SIGKILL in the middle of writing.
+#include "store/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "store/test_support.h"
+
+namespace sluice {
+namespace {
+
+using testing::temp_dir;
+
+std::string integrity_check(const std::filesystem::path& db) {
+    sqlite3* handle = nullptr;
+    std::string result = "cannot open";
+    if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_stmt* stmt = nullptr;
+        if (sqlite3_prepare_v2(handle, "PRAGMA integrity_check", -1, &stmt, nullptr) == SQLITE_OK &&
+            sqlite3_step(stmt) == SQLITE_ROW) {
+            result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+        }
+        sqlite3_finalize(stmt);
+    }
+    sqlite3_close(handle);
+    return result;
+}
+
+TEST(sqlite_store, creates_the_directory_and_migrates_once) {
+    temp_dir dir;
+    const auto path = dir.path() / "nested" / "deeper" / "sluice.db";
+    {
+        sqlite_store s(path);
+        EXPECT_EQ(s.schema_version(), 1);
+        s.create_key({.id = "key_a", .name = "a", .hash = "h", .created_ms = 1});
+    }
+    EXPECT_TRUE(std::filesystem::exists(path));
+    sqlite_store again(path);  // migrations are not re-run on an up-to-date file
+    EXPECT_EQ(again.schema_version(), 1);
+    EXPECT_TRUE(again.find_key_by_hash("h"));
+}
+
+TEST(sqlite_store, refuses_a_newer_schema) {
+    temp_dir dir;
+    const auto path = dir.path() / "sluice.db";
+    { sqlite_store s(path); }
+    sqlite3* handle = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &handle), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(handle, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(handle);
+    try {
+        sqlite_store s(path);
+        FAIL() << "opened a database from the future";
+    } catch (const store_unavailable& e) {
+        EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
+    }
+}
+
+TEST(sqlite_store, unusable_path_is_a_clear_error) {
+    temp_dir dir;
+    const auto file = dir.path() / "plain-file";
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_TRUE(f);
+    std::fclose(f);
+    EXPECT_THROW(sqlite_store(file / "sub" / "sluice.db"), store_unavailable);
+}
+
+TEST(sqlite_store, in_memory_database_works) {
+    sqlite_store s(":memory:");
+    s.append_messages("s", "k", {{.role = "user", .content = "hi"}});
+    EXPECT_EQ(s.load_messages("s").size(), 1u);
+}
+
+// A writer killed with SIGKILL in the middle of its appends leaves a file that opens cleanly and holds
+// every append that had committed (the child reports each commit through a pipe before the next).
+TEST(sqlite_store, sigkill_mid_write_keeps_every_committed_append) {
+    temp_dir dir;
+    const auto path = dir.path() / "data" / "sluice.db";
+    int report[2];
+    ASSERT_EQ(::pipe(report), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::close(report[0]);
+        try {
+            sqlite_store s(path);
+            const std::string filler(2000, 'x');  // bigger transactions: more time inside a write
+            for (int i = 0;; ++i) {
+                s.append_messages("s", "key_a",
+                                  {{.role = "user", .content = "q" + std::to_string(i) + filler},
+                                   {.role = "assistant", .content = "a" + std::to_string(i) + filler}});
+                s.record_usage({"key_a", "local", 1, 1, 1});
+                if (::write(report[1], &i, sizeof(i)) != sizeof(i)) ::_exit(3);
+            }
+        } catch (...) {
+            ::_exit(2);
+        }
+    }
+    ::close(report[1]);
+    int last = -1;
+    int got = 0;
+    while (last < 200 && ::read(report[0], &got, sizeof(got)) == sizeof(got)) last = got;
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    // Commits the child finished after our last read may be there too; drain the reports it sent.
+    while (::read(report[0], &got, sizeof(got)) == sizeof(got)) last = got;
+    ::close(report[0]);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the writer stopped before it was killed";
+    ASSERT_GE(last, 200);
+
+    sqlite_store reopened(path);
+    EXPECT_TRUE(reopened.healthy());
+    const auto messages = reopened.load_messages("s");
+    ASSERT_GE(messages.size(), static_cast<std::size_t>(2 * (last + 1)));
+    ASSERT_EQ(messages.size() % 2, 0u) << "an append was torn";
+    for (std::size_t i = 0; i < messages.size(); i += 2) {
+        const auto n = std::to_string(i / 2);
+        EXPECT_TRUE(messages[i].content.starts_with("q" + n + "x")) << i;
+        EXPECT_TRUE(messages[i + 1].content.starts_with("a" + n + "x")) << i;
+    }
+    reopened.append_messages("s", "key_a", {{.role = "user", .content = "after"}});
+    EXPECT_EQ(reopened.load_messages("s").back().content, "after");
+    EXPECT_EQ(integrity_check(path), "ok");
+}
+
+}  // namespace
+}  // namespace sluice
