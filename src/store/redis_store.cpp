@@ -247,8 +247,13 @@ void redis_store::connect() {
         throw store_unavailable("redis store: cannot set the command timeout for " + where);
     }
     // The password travels only to Redis; errors below never include it.
-    if (!password_.empty()) command({"AUTH", password_});
-    if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
+    try {
+        if (!password_.empty()) command({"AUTH", password_});
+        if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
+    } catch (...) {
+        disconnect();  // half set up: the next call starts again from the connect
+        throw;
+    }
 }
 
 redis_store::reply_ptr redis_store::command(const std::vector<std::string>& args) {
