@@ -1,10 +1,13 @@
 #include "store/redis_store.h"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
+#include <tuple>
 
 #include "core/ids.h"
 #include "store/rate_window.h"
@@ -221,6 +224,11 @@ void redis_store::reply_deleter::operator()(redisReply* r) const {
 
 redis_store::redis_store(redis_url url, std::string password)
     : url_(std::move(url)), password_(std::move(password)), instance_id_(new_id("inst_")) {
+    // hiredis writes with plain write(): a Redis that vanished would otherwise kill the whole process
+    // with SIGPIPE instead of failing one call. Left alone when someone already chose a handler.
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
+        ::signal(SIGPIPE, SIG_IGN);
     std::lock_guard lock(mutex_);
     connect();
 }
@@ -257,6 +265,12 @@ void redis_store::connect() {
 }
 
 redis_store::reply_ptr redis_store::command(const std::vector<std::string>& args) {
+    // Between our calls Redis never speaks first, so a readable socket means it closed (e.g. it
+    // restarted): reconnect before sending, so a Redis restart costs no request a failure.
+    if (context_) {
+        pollfd idle{.fd = context_->fd, .events = POLLIN, .revents = 0};
+        if (::poll(&idle, 1, 0) != 0) disconnect();
+    }
     if (!context_) connect();
     std::vector<const char*> argv;
     std::vector<std::size_t> lengths;

@@ -61,6 +61,18 @@ TEST(redis_faults, calls_throw_while_redis_is_down_and_resume_by_themselves) {
     EXPECT_TRUE(s->admit_request("key_c", {.requests_per_minute = 5}, 0).allowed);
 }
 
+TEST(redis_faults, a_restart_between_calls_costs_no_call) {
+    redis_server server;
+    START_OR_SKIP(server);
+    auto s = open_store({.url = server.url()});
+    ASSERT_TRUE(s->healthy());
+    server.stop();
+    ASSERT_EQ(server.start(), "");
+    // The old connection is dead; the store notices before sending and reconnects.
+    s->create_key(sample_key("key_a"));
+    EXPECT_TRUE(s->find_key_by_hash("hash_key_a"));
+}
+
 TEST(redis_faults, open_fails_cleanly_when_nothing_listens) {
     redis_server server;
     START_OR_SKIP(server);
