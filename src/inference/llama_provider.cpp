@@ -1,11 +1,85 @@
 #include "inference/llama_provider.h"
 
-#include "core/api_error.h"
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include "inference/local_provider.h"
 
 namespace sluice {
+namespace {
+
+// Whatever way the consumer leaves (cancellation, an exception from the sink, its frame destroyed),
+// a request that did not reach its last chunk is cancelled, so its slot goes to the next request.
+class cancel_on_exit {
+  public:
+    cancel_on_exit(llama_engine& engine, std::shared_ptr<generation> request)
+        : engine_(engine), request_(std::move(request)) {}
+    ~cancel_on_exit() {
+        if (!complete_) engine_.cancel(*request_);
+    }
+    cancel_on_exit(const cancel_on_exit&) = delete;
+    cancel_on_exit& operator=(const cancel_on_exit&) = delete;
+    void complete() { complete_ = true; }
+
+  private:
+    llama_engine& engine_;
+    std::shared_ptr<generation> request_;
+    bool complete_ = false;
+};
+
+}  // namespace
+
+llama_local_provider::llama_local_provider(const model_config& cfg, engine_options options)
+    : cfg_(cfg), engine_(std::make_unique<llama_engine>(cfg, options)) {}
+
+provider_status llama_local_provider::status() const {
+    provider_status status;
+    status.available = true;
+    status.queue_depth = engine_->queue_depth();
+    status.active = engine_->active();
+    return status;
+}
+
+int llama_local_provider::count_tokens(const std::string& text) const {
+    return engine_->count_tokens(text);
+}
+
+boost::asio::awaitable<void> llama_local_provider::stream(chat_request request, chunk_sink sink) {
+    auto executor = co_await boost::asio::this_coro::executor;
+    auto item = engine_->submit(std::move(request));
+    if (!item) {
+        co_await sink(stream_chunk::error(
+            503, "local model is busy: every slot is taken and the queue is full", engine_->retry_after_s()));
+        co_return;
+    }
+    cancel_on_exit guard(*engine_, item);
+    for (;;) {
+        auto [ec, chunk] =
+            co_await item->chunks.async_pop(executor, boost::asio::as_tuple(boost::asio::use_awaitable));
+        if (ec == boost::asio::error::operation_aborted) throw boost::system::system_error(ec);
+        if (ec) {
+            guard.complete();
+            co_await sink(stream_chunk::error(503, "local model stopped"));
+            co_return;
+        }
+        engine_->consumed(*item);
+        const bool last = chunk.type == stream_chunk::kind::finish || chunk.type == stream_chunk::kind::error;
+        if (last) guard.complete();
+        co_await sink(std::move(chunk));
+        if (last) co_return;
+    }
+}
+
+std::shared_ptr<llama_local_provider> make_llama_local_provider(const model_config& cfg,
+                                                                engine_options options) {
+    return std::make_shared<llama_local_provider>(cfg, options);
+}
 
 std::shared_ptr<provider> make_llama_provider(const model_config& cfg) {
-    throw config_error("llama provider: not implemented yet (" + cfg.path + ")");
+    return make_llama_local_provider(cfg);
 }
 
 }  // namespace sluice
