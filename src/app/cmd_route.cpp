@@ -1,0 +1,112 @@
+#include "app/cmd_route.h"
+
+#include <boost/json.hpp>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "routing/policy.h"
+#include "routing/router_model.h"
+
+namespace sluice {
+
+namespace {
+
+struct route_options {
+    std::string message;
+    bool jsonl = false;
+    bool json = false;
+    bool model_info = false;
+    int turns = 0;
+    std::size_t conversation_chars = 0;
+};
+
+boost::json::object to_json(const policy_decision& d) {
+    boost::json::array reasons;
+    for (const auto& r : d.reasons) reasons.emplace_back(r);
+    return {{"score", d.score},
+            {"role", std::string(to_string(d.role))},
+            {"reason", d.reason},
+            {"reasons", std::move(reasons)}};
+}
+
+// One decision per input line; a line that is not {"message": string} gets {"error": ...} so the
+// output stays aligned with the input.
+int run_jsonl(const auto_policy& policy) {
+    std::string line;
+    std::ios::sync_with_stdio(false);
+    while (std::getline(std::cin, line)) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        boost::system::error_code ec;
+        const auto value = boost::json::parse(line, ec);
+        const auto* obj = ec ? nullptr : value.if_object();
+        const auto* message = obj ? obj->if_contains("message") : nullptr;
+        if (!message || !message->is_string()) {
+            std::cout << R"({"error":"expected {\"message\": string}"})" << '\n';
+            continue;
+        }
+        int turns = 0;
+        if (const auto* t = obj->if_contains("turns_so_far"); t && t->is_int64()) {
+            turns = static_cast<int>(t->as_int64());
+        }
+        std::cout << boost::json::serialize(to_json(policy.decide(message->as_string(), turns))) << '\n';
+    }
+    std::cout.flush();
+    return 0;
+}
+
+void print_decision(const config& cfg, const auto_policy& policy, const route_options& opts) {
+    const auto d = policy.decide(opts.message, opts.turns, opts.conversation_chars);
+    if (opts.json) {
+        auto obj = to_json(d);
+        obj["threshold"] = policy.threshold();
+        std::cout << boost::json::serialize(obj) << '\n';
+        return;
+    }
+    std::string model = "(none configured)";
+    for (const auto& m : cfg.models) {
+        if (m.role == d.role) {
+            model = m.name;
+            break;
+        }
+    }
+    std::cout << "role:      " << to_string(d.role) << "\n"
+              << "model:     " << model << "\n"
+              << "score:     " << d.score << " (threshold " << policy.threshold() << ")\n"
+              << "reason:    " << d.reason << "\n"
+              << "reasons:  ";
+    for (const auto& r : d.reasons) std::cout << ' ' << r;
+    std::cout << "\n";
+}
+
+}  // namespace
+
+void add_route_command(CLI::App& app, std::function<config()> load_config) {
+    auto opts = std::make_shared<route_options>();
+    auto* cmd = app.add_subcommand("route", "Print the routing decision for MESSAGE and why (no model call)");
+    cmd->add_option("message", opts->message, "The message to route");
+    cmd->add_flag("--jsonl", opts->jsonl,
+                  "Read {\"message\": ...} lines on stdin, write one decision per line");
+    cmd->add_flag("--json", opts->json, "Print the decision as one JSON object");
+    cmd->add_option("--turns", opts->turns, "Turns of the conversation before this message")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--conversation-chars", opts->conversation_chars, "Size of the earlier turns in bytes");
+    cmd->add_flag("--model-info", opts->model_info, "Describe the shipped routing model");
+    cmd->callback([opts, load_config] {
+        const config cfg = load_config();
+        const auto_policy policy(cfg.routing);
+        if (opts->model_info) {
+            std::cout << router_model::get().description << "\nthreshold " << policy.threshold() << "\n";
+            return;
+        }
+        if (opts->jsonl) {
+            run_jsonl(policy);
+            return;
+        }
+        if (opts->message.empty()) throw CLI::ValidationError("route", "MESSAGE or --jsonl is required");
+        print_decision(cfg, policy, *opts);
+    });
+}
+
+}  // namespace sluice

@@ -1,0 +1,165 @@
+#include "routing/policy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "routing/router_model.h"
+
+namespace sluice {
+
+namespace {
+
+// A message shorter than this with no other cue is small talk: the local model's home ground.
+constexpr std::size_t k_short_chat_bytes = 280;
+// Score points an n-gram part must add before "learned" counts as a reason.
+constexpr double k_learned_reason_min = 0.02;
+
+// The n-gram weights of one head, spread into a dense table once so a lookup is one load.
+struct dense_head {
+    const router_model::head* head;
+    std::unique_ptr<float[]> table;
+};
+
+dense_head make_table(const router_model::head& h, int hash_bits) {
+    dense_head d{&h, std::make_unique<float[]>(std::size_t{1} << hash_bits)};
+    for (const auto& w : h.ngrams) d.table[w.bucket] = w.weight;
+    return d;
+}
+
+struct tables {
+    dense_head strong, weak;
+};
+
+const tables& model_tables() {
+    static const tables t = [] {
+        const auto& m = router_model::get();
+        return tables{make_table(m.strong, m.hash_bits), make_table(m.weak, m.hash_bits)};
+    }();
+    return t;
+}
+
+double sigmoid(double z) {
+    return 1.0 / (1.0 + std::exp(-z));
+}
+
+struct head_parts {
+    double dense_logit;  // bias + dense features
+    double ngram_logit;
+    double probability;
+};
+
+head_parts evaluate(const dense_head& h, const request_features& f) {
+    double dense = h.head->bias;
+    for (std::size_t i = 0; i < k_dense_feature_count; ++i) dense += h.head->dense[i] * f.dense[i];
+    double ngrams = 0;
+    for (const auto b : f.buckets) ngrams += h.table[b];
+    if (!f.buckets.empty()) ngrams /= std::sqrt(static_cast<double>(f.buckets.size()));
+    return {dense, ngrams, sigmoid(dense + ngrams)};
+}
+
+struct scored {
+    double score;
+    head_parts strong, weak;
+};
+
+scored score_parts(const request_features& f) {
+    const auto& m = router_model::get();
+    const auto& t = model_tables();
+    scored s{0, evaluate(t.strong, f), evaluate(t.weak, f)};
+    double value = 0.5 + 0.5 * (s.strong.probability - s.weak.probability);
+    for (std::size_t i = 0; i < k_dense_feature_count; ++i) value += m.score_bonus[i] * f.dense[i];
+    s.score = std::clamp(value, 0.0, 1.0);
+    return s;
+}
+
+// How many score points dense feature i adds, to first order: which reason weighs most.
+double dense_contribution(const scored& s, const request_features& f, std::size_t i) {
+    const auto& m = router_model::get();
+    const double slope_strong = s.strong.probability * (1 - s.strong.probability);
+    const double slope_weak = s.weak.probability * (1 - s.weak.probability);
+    return (0.5 * (slope_strong * m.strong.dense[i] - slope_weak * m.weak.dense[i]) + m.score_bonus[i]) *
+           f.dense[i];
+}
+
+double contribution(const scored& s, const request_features& f, dense_feature which) {
+    return dense_contribution(s, f, static_cast<std::size_t>(which));
+}
+
+}  // namespace
+
+auto_policy::auto_policy(const routing_config& config) {
+    if (config.threshold) {
+        threshold_ = *config.threshold;
+    } else {
+        threshold_ = threshold_for_cloud_share(config.cloud_share.value_or(k_default_cloud_share));
+    }
+}
+
+double auto_policy::threshold_for_cloud_share(double share) {
+    const auto q = router_model::get().score_quantiles;
+    share = std::clamp(share, 0.0, 1.0);
+    // Everything goes to the cloud only if the threshold is at or below the lowest possible score.
+    if (share >= 1.0) return 0.0;
+    if (share <= 0.0) return std::nextafter(1.0, 2.0);  // nothing reaches a score above 1
+    const double pos = (1.0 - share) * static_cast<double>(q.size() - 1);
+    const auto lo = static_cast<std::size_t>(std::floor(pos));
+    const auto hi = std::min(lo + 1, q.size() - 1);
+    return q[lo] + (q[hi] - q[lo]) * (pos - static_cast<double>(lo));
+}
+
+double auto_policy::score(const request_features& features) const {
+    return score_parts(features).score;
+}
+
+policy_decision auto_policy::decide(std::string_view message, int turns_so_far,
+                                    std::size_t conversation_chars) const {
+    return decide(extract_features(message, turns_so_far, conversation_chars));
+}
+
+policy_decision auto_policy::decide(const request_features& f) const {
+    const scored s = score_parts(f);
+    policy_decision d;
+    d.score = s.score;
+    d.role = s.score >= threshold_ ? model_role::cloud_large : model_role::local_small;
+
+    struct tag {
+        const char* name;
+        bool applies;
+        double weight;
+    };
+    const double slope_strong = s.strong.probability * (1 - s.strong.probability);
+    const double slope_weak = s.weak.probability * (1 - s.weak.probability);
+    const double learned = 0.5 * (slope_strong * s.strong.ngram_logit - slope_weak * s.weak.ngram_logit);
+    const tag tags[] = {
+        {"code", f.code_hits >= 3, contribution(s, f, dense_feature::code)},
+        {"math", f.math_hits >= 3,
+         contribution(s, f, dense_feature::math) + contribution(s, f, dense_feature::digits)},
+        {"reasoning", f.reasoning_hits >= 1, contribution(s, f, dense_feature::reasoning)},
+        {"depth", f.depth_hits >= 1, contribution(s, f, dense_feature::depth)},
+        {"long_context", f.message_bytes >= 2000 || f.conversation_chars >= 16000,
+         contribution(s, f, dense_feature::length) + contribution(s, f, dense_feature::conversation)},
+        {"language", f[dense_feature::non_ascii] >= 0.3, contribution(s, f, dense_feature::non_ascii)},
+        {"multi_turn", f.turns_so_far >= 4, contribution(s, f, dense_feature::turns)},
+        {"learned", learned >= k_learned_reason_min, learned},
+    };
+
+    const tag* main = nullptr;
+    for (const auto& t : tags) {
+        if (t.applies && (!main || t.weight > main->weight)) main = &t;
+    }
+    if (d.role == model_role::cloud_large) {
+        d.reason = main ? main->name : "learned";
+    } else {
+        const bool cue = f.code_hits >= 3 || f.math_hits >= 3 || f.reasoning_hits >= 1 || f.depth_hits >= 1;
+        d.reason =
+            f.message_bytes < k_short_chat_bytes && f.turns_so_far < 4 && !cue ? "short_chat" : "low_score";
+    }
+    d.reasons.push_back(d.reason);
+    for (const auto& t : tags) {
+        if (t.applies && d.reason != t.name) d.reasons.emplace_back(t.name);
+    }
+    return d;
+}
+
+}  // namespace sluice
