@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
@@ -415,6 +416,11 @@ void redis_store::add_tokens(const std::string& key_id, int tokens, std::int64_t
 bool redis_store::acquire_stream(const std::string& key_id, int max_streams) {
     const std::int64_t now = wall_clock_ms();
     std::lock_guard lock(mutex_);
+    while (!pending_releases_.empty()) {
+        const auto& [key, slot] = pending_releases_.back();
+        command({"ZREM", prefix_ + "streams:" + key, slot});
+        pending_releases_.pop_back();
+    }
     const auto slot = instance_id_ + ":" + std::to_string(next_slot_++);
     const auto reply =
         eval(k_acquire_stream, {prefix_ + "streams:" + key_id},
@@ -429,11 +435,15 @@ void redis_store::release_stream(const std::string& key_id) {
     std::lock_guard lock(mutex_);
     auto it = slots_.find(key_id);
     if (it == slots_.end() || it->second.empty()) return;
-    // Forget the slot first: if Redis is unreachable now, its expiry frees it later.
-    const auto slot = std::move(it->second.back());
+    auto slot = std::move(it->second.back());
     it->second.pop_back();
     if (it->second.empty()) slots_.erase(it);
-    command({"ZREM", prefix_ + "streams:" + key_id, slot});
+    try {
+        command({"ZREM", prefix_ + "streams:" + key_id, slot});
+    } catch (const store_unavailable& e) {
+        spdlog::warn("{}; the stream slot will be freed when Redis is back", e.what());
+        pending_releases_.emplace_back(key_id, std::move(slot));
+    }
 }
 
 void redis_store::record_usage(const usage_delta& d) {

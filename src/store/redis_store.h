@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/store.h"
@@ -89,6 +90,8 @@ class redis_store final : public store {
     redisContext* context_ = nullptr;
     std::uint64_t next_slot_ = 0;
     std::map<std::string, std::vector<std::string>> slots_;  // key id -> slots this process holds
+    // Slots whose release failed (Redis unreachable): freed before the next acquire, or by expiry.
+    std::vector<std::pair<std::string, std::string>> pending_releases_;
 };
 
 }  // namespace sluice

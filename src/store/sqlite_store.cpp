@@ -215,6 +215,7 @@ void sqlite_store::migrate() {
                                 ", newer than this sluice understands (" +
                                 std::to_string(k_migrations.size()) + ")");
     }
+    if (version == static_cast<std::int64_t>(k_migrations.size())) return;  // rolls back: nothing written
     for (auto v = version; v < static_cast<std::int64_t>(k_migrations.size()); ++v) {
         exec(k_migrations[static_cast<std::size_t>(v)]);
     }

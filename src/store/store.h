@@ -91,12 +91,15 @@ class store {
                                  const std::vector<stored_message>& messages) = 0;
     virtual bool delete_session(const std::string& session_id) = 0;
 
-    // rate limits (one atomic check-and-count per call), per key, minute windows
+    // rate limits (one atomic check-and-count per call), per key, in fixed one-minute windows aligned
+    // to the epoch minute; retry_after_s is the time left in the window. A refused request is not
+    // counted. tokens_per_minute refuses new requests once the tokens counted in the window reach it.
     virtual rate_decision admit_request(const std::string& key_id, const limits_config& limits,
                                         std::int64_t now_ms) = 0;
     virtual void add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) = 0;
     // concurrent streams: acquire returns false when at the limit; release always pairs an acquire
     virtual bool acquire_stream(const std::string& key_id, int max_streams) = 0;
+    // Never throws (it runs on clean-up paths): a slot it cannot free now is freed later.
     virtual void release_stream(const std::string& key_id) = 0;
 
     // usage ledger

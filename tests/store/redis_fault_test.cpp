@@ -43,7 +43,7 @@ TEST(redis_faults, calls_throw_while_redis_is_down_and_resume_by_themselves) {
     EXPECT_THROW(s->admit_request("key_a", {.requests_per_minute = 5}, 0), store_unavailable);
     EXPECT_THROW(s->add_tokens("key_a", 5, 0), store_unavailable);
     EXPECT_THROW(s->acquire_stream("key_a", 5), store_unavailable);
-    EXPECT_THROW(s->release_stream("key_a"), store_unavailable);
+    EXPECT_NO_THROW(s->release_stream("key_a")) << "clean-up paths must not throw";
     EXPECT_THROW(s->record_usage({"key_a", "local", 1}), store_unavailable);
     EXPECT_THROW(s->usage(std::nullopt), store_unavailable);
     try {
@@ -70,6 +70,38 @@ TEST(redis_faults, a_restart_between_calls_costs_no_call) {
     ASSERT_EQ(server.start(), "");
     // The old connection is dead; the store notices before sending and reconnects.
     s->create_key(sample_key("key_a"));
+    EXPECT_TRUE(s->find_key_by_hash("hash_key_a"));
+}
+
+TEST(redis_faults, a_slot_released_while_redis_is_down_is_freed_when_it_is_back) {
+    redis_server server;
+    START_OR_SKIP(server);
+    auto first = open_store({.url = server.url()});
+    auto second = open_store({.url = server.url()});
+    ASSERT_TRUE(first->acquire_stream("key_a", 1));
+
+    server.stop_saving();
+    EXPECT_NO_THROW(first->release_stream("key_a"));
+    ASSERT_EQ(server.start(), "");  // the saved data, slot included, is back
+
+    EXPECT_FALSE(second->acquire_stream("key_a", 1)) << "the slot is still held in Redis";
+    EXPECT_TRUE(first->acquire_stream("key_a", 1)) << "the pending release went first";
+    EXPECT_FALSE(second->acquire_stream("key_a", 1));
+    first->release_stream("key_a");
+    EXPECT_TRUE(second->acquire_stream("key_a", 1));
+}
+
+// A Redis that stops answering (but keeps the connection open) costs a call its command timeout,
+// not a hang.
+TEST(redis_faults, a_hung_redis_times_out) {
+    redis_server server;
+    START_OR_SKIP(server);
+    auto s = open_store({.url = server.url()});
+    s->create_key(sample_key("key_a"));
+    server.pause();
+    EXPECT_FALSE(s->healthy());
+    EXPECT_THROW(s->find_key_by_hash("hash_key_a"), store_unavailable);
+    server.resume();
     EXPECT_TRUE(s->find_key_by_hash("hash_key_a"));
 }
 

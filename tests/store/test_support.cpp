@@ -120,9 +120,29 @@ std::string redis_server::start(std::vector<std::string> extra_args) {
 
 void redis_server::stop() {
     if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);  // works on a paused server too
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
+}
+
+void redis_server::stop_saving() {
+    if (pid_ <= 0) return;
+    const timeval timeout{5, 0};
+    redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, timeout);
+    if (c && !c->err) {
+        if (auto* reply = redisCommand(c, "SHUTDOWN SAVE")) freeReplyObject(reply);
+    }
+    if (c) redisFree(c);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+}
+
+void redis_server::pause() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void redis_server::resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
 }
 
 void redis_server::flush_all() const {

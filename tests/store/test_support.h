@@ -34,7 +34,10 @@ class redis_server {
     // Returns an empty string on success, else why redis-server could not start. `extra_args` (e.g.
     // {"--requirepass", "pw"}) are kept for restarts.
     std::string start(std::vector<std::string> extra_args = {});
-    void stop();
+    void stop();         // SIGKILL: the data is gone
+    void stop_saving();  // SHUTDOWN SAVE: the next start() loads the data again
+    void pause();        // SIGSTOP: connections stay open, nothing answers
+    void resume();       // SIGCONT
     bool running() const { return pid_ > 0; }
     int port() const { return port_; }
     std::string url(int db = 0) const {
