@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "routing/policy.h"
@@ -22,13 +23,21 @@ struct route_options {
     std::size_t conversation_chars = 0;
 };
 
-boost::json::object to_json(const policy_decision& d) {
+// Scores print with fixed decimals (Boost.JSON would write 4.6E-1), reasons through the JSON
+// serializer so any text stays valid JSON.
+std::string to_json(const policy_decision& d, std::optional<double> threshold = std::nullopt) {
     boost::json::array reasons;
     for (const auto& r : d.reasons) reasons.emplace_back(r);
-    return {{"score", d.score},
-            {"role", std::string(to_string(d.role))},
-            {"reason", d.reason},
-            {"reasons", std::move(reasons)}};
+    char score[32];
+    std::snprintf(score, sizeof score, "%.6f", d.score);
+    std::string out = std::string(R"({"score":)") + score + R"(,"role":")" + std::string(to_string(d.role)) +
+                      R"(","reason":)" + boost::json::serialize(boost::json::value(d.reason)) +
+                      R"(,"reasons":)" + boost::json::serialize(reasons);
+    if (threshold) {
+        std::snprintf(score, sizeof score, "%.6f", *threshold);
+        out += std::string(R"(,"threshold":)") + score;
+    }
+    return out + "}";
 }
 
 // One decision per input line; a line that is not {"message": string} gets {"error": ...} so the
@@ -50,7 +59,7 @@ int run_jsonl(const auto_policy& policy) {
         if (const auto* t = obj->if_contains("turns_so_far"); t && t->is_int64()) {
             turns = static_cast<int>(t->as_int64());
         }
-        std::cout << boost::json::serialize(to_json(policy.decide(message->as_string(), turns))) << '\n';
+        std::cout << to_json(policy.decide(message->as_string(), turns)) << '\n';
     }
     std::cout.flush();
     return 0;
@@ -59,9 +68,7 @@ int run_jsonl(const auto_policy& policy) {
 void print_decision(const config& cfg, const auto_policy& policy, const route_options& opts) {
     const auto d = policy.decide(opts.message, opts.turns, opts.conversation_chars);
     if (opts.json) {
-        auto obj = to_json(d);
-        obj["threshold"] = policy.threshold();
-        std::cout << boost::json::serialize(obj) << '\n';
+        std::cout << to_json(d, policy.threshold()) << '\n';
         return;
     }
     std::string model = "(none configured)";

@@ -19,10 +19,23 @@ std::uint32_t fnv_byte(std::uint32_t h, unsigned char c) {
 }
 
 // Full 32-bit hash -> cue categories. Keyed on the whole hash, not the bucket, so an ordinary word
-// that shares a bucket with a cue does not count as one.
-const std::unordered_map<std::uint32_t, std::uint8_t>& cue_table() {
+// that shares a bucket with a cue does not count as one. A 4096-bit filter on the low bits answers
+// "not a cue" for almost every word without touching the map.
+struct cue_lookup {
+    std::unordered_map<std::uint32_t, std::uint8_t> categories;
+    std::array<std::uint64_t, 64> filter{};
+
+    bool maybe(std::uint32_t h) const { return (filter[(h >> 6) & 63] >> (h & 63)) & 1u; }
+    std::uint8_t find(std::uint32_t h) const {
+        if (!maybe(h)) return 0;
+        const auto it = categories.find(h);
+        return it == categories.end() ? 0 : it->second;
+    }
+};
+
+const cue_lookup& cue_table() {
     static const auto table = [] {
-        std::unordered_map<std::uint32_t, std::uint8_t> t;
+        cue_lookup t;
         for (const auto& c : router_model::get().cues) {
             const std::string_view text = c.text;
             const bool bigram = text.find(' ') != std::string_view::npos;
@@ -32,7 +45,8 @@ const std::unordered_map<std::uint32_t, std::uint8_t>& cue_table() {
                                : cat == "math"      ? k_cue_math
                                : cat == "reasoning" ? k_cue_reasoning
                                                     : k_cue_depth;
-            t[h] |= bit;
+            t.categories[h] |= bit;
+            t.filter[(h >> 6) & 63] |= std::uint64_t{1} << (h & 63);
         }
         return t;
     }();
@@ -91,12 +105,12 @@ request_features extract_features(std::string_view message, int turns_so_far,
 
     f.buckets.reserve(2 * std::min<std::size_t>(model.max_tokens, 1 + lower.size() / 2));
     const auto count_cues = [&](std::uint32_t h) {
-        const auto it = cues.find(h);
-        if (it == cues.end()) return;
-        f.code_hits += (it->second & k_cue_code) != 0;
-        f.math_hits += (it->second & k_cue_math) != 0;
-        f.reasoning_hits += (it->second & k_cue_reasoning) != 0;
-        f.depth_hits += (it->second & k_cue_depth) != 0;
+        const std::uint8_t c = cues.find(h);
+        if (c == 0) return;
+        f.code_hits += (c & k_cue_code) != 0;
+        f.math_hits += (c & k_cue_math) != 0;
+        f.reasoning_hits += (c & k_cue_reasoning) != 0;
+        f.depth_hits += (c & k_cue_depth) != 0;
     };
     const std::uint32_t unigram_seed = fnv_byte(0x811C9DC5u, 'u');
     const std::uint32_t bigram_seed = fnv_byte(0x811C9DC5u, 'b');

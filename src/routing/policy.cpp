@@ -15,28 +15,21 @@ constexpr std::size_t k_short_chat_bytes = 280;
 // Score points an n-gram part must add before "learned" counts as a reason.
 constexpr double k_learned_reason_min = 0.02;
 
-// The n-gram weights of one head, spread into a dense table once so a lookup is one load.
-struct dense_head {
-    const router_model::head* head;
-    std::unique_ptr<float[]> table;
+// Both heads' n-gram weights, spread into one dense table so a bucket costs one cache line.
+struct bucket_weights {
+    float strong = 0;
+    float weak = 0;
 };
 
-dense_head make_table(const router_model::head& h, int hash_bits) {
-    dense_head d{&h, std::make_unique<float[]>(std::size_t{1} << hash_bits)};
-    for (const auto& w : h.ngrams) d.table[w.bucket] = w.weight;
-    return d;
-}
-
-struct tables {
-    dense_head strong, weak;
-};
-
-const tables& model_tables() {
-    static const tables t = [] {
+const bucket_weights* ngram_table() {
+    static const std::unique_ptr<bucket_weights[]> table = [] {
         const auto& m = router_model::get();
-        return tables{make_table(m.strong, m.hash_bits), make_table(m.weak, m.hash_bits)};
+        auto t = std::make_unique<bucket_weights[]>(std::size_t{1} << m.hash_bits);
+        for (const auto& w : m.strong.ngrams) t[w.bucket].strong = w.weight;
+        for (const auto& w : m.weak.ngrams) t[w.bucket].weak = w.weight;
+        return t;
     }();
-    return t;
+    return table.get();
 }
 
 double sigmoid(double z) {
@@ -49,12 +42,9 @@ struct head_parts {
     double probability;
 };
 
-head_parts evaluate(const dense_head& h, const request_features& f) {
-    double dense = h.head->bias;
-    for (std::size_t i = 0; i < k_dense_feature_count; ++i) dense += h.head->dense[i] * f.dense[i];
-    double ngrams = 0;
-    for (const auto b : f.buckets) ngrams += h.table[b];
-    if (!f.buckets.empty()) ngrams /= std::sqrt(static_cast<double>(f.buckets.size()));
+head_parts evaluate(const router_model::head& h, const request_features& f, double ngrams) {
+    double dense = h.bias;
+    for (std::size_t i = 0; i < k_dense_feature_count; ++i) dense += h.dense[i] * f.dense[i];
     return {dense, ngrams, sigmoid(dense + ngrams)};
 }
 
@@ -65,8 +55,18 @@ struct scored {
 
 scored score_parts(const request_features& f) {
     const auto& m = router_model::get();
-    const auto& t = model_tables();
-    scored s{0, evaluate(t.strong, f), evaluate(t.weak, f)};
+    const bucket_weights* table = ngram_table();
+    double strong = 0, weak = 0;
+    for (const auto b : f.buckets) {
+        strong += table[b].strong;
+        weak += table[b].weak;
+    }
+    if (!f.buckets.empty()) {
+        const double norm = 1.0 / std::sqrt(static_cast<double>(f.buckets.size()));
+        strong *= norm;
+        weak *= norm;
+    }
+    scored s{0, evaluate(m.strong, f, strong), evaluate(m.weak, f, weak)};
     double value = 0.5 + 0.5 * (s.strong.probability - s.weak.probability);
     for (std::size_t i = 0; i < k_dense_feature_count; ++i) value += m.score_bonus[i] * f.dense[i];
     s.score = std::clamp(value, 0.0, 1.0);
