@@ -17,9 +17,6 @@ namespace sluice {
 
 namespace {
 
-constexpr timeval k_connect_timeout{1, 0};
-constexpr timeval k_command_timeout{1, 0};
-
 // KEYS: key:<id>, keyhash:<hash>, keys. ARGV: id, then field/value pairs.
 constexpr std::string_view k_create_key = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
@@ -129,26 +126,10 @@ std::int64_t wall_clock_ms() {
         .count();
 }
 
-std::string as_string(const redisReply* r) {
-    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) return std::string(r->str, r->len);
-    if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
-    return {};
-}
-
-std::int64_t as_int(const redisReply* r) {
-    if (r->type == REDIS_REPLY_INTEGER) return r->integer;
-    const auto text = as_string(r);
-    try {
-        return text.empty() ? 0 : std::stoll(text);
-    } catch (const std::exception&) {
-        throw store_unavailable("redis store: unexpected non-number in a reply");
-    }
-}
-
 std::map<std::string, std::string> as_map(const redisReply* r) {
     std::map<std::string, std::string> out;
     for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-        out[as_string(r->element[i])] = as_string(r->element[i + 1]);
+        out[reply_string(r->element[i])] = reply_string(r->element[i + 1]);
     }
     return out;
 }
@@ -219,10 +200,6 @@ const std::string k_rate_ttl_s = std::to_string(2 * k_rate_window_ms / 1000);
 
 }  // namespace
 
-void redis_store::reply_deleter::operator()(redisReply* r) const {
-    freeReplyObject(r);
-}
-
 redis_store::redis_store(redis_url url, std::string password)
     : url_(std::move(url)), password_(std::move(password)), instance_id_(new_id("inst_")) {
     // hiredis writes with plain write(): a Redis that vanished would otherwise kill the whole process
@@ -230,80 +207,27 @@ redis_store::redis_store(redis_url url, std::string password)
     struct sigaction current {};
     if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
         ::signal(SIGPIPE, SIG_IGN);
-    std::lock_guard lock(mutex_);
-    connect();
+    for (int i = 0; i < k_connections; ++i)
+        idle_.push_back(std::make_unique<redis_connection>(url_, password_));
+    connection()->connect();  // fail at start-up, with a clear message, when Redis is not there
 }
 
-redis_store::~redis_store() {
-    disconnect();
+redis_store::~redis_store() = default;
+
+redis_store::lease redis_store::connection() {
+    std::unique_lock lock(pool_mutex_);
+    pool_returned_.wait(lock, [&] { return !idle_.empty(); });
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return lease(*this, std::move(c));
 }
 
-void redis_store::disconnect() {
-    if (context_) redisFree(context_);
-    context_ = nullptr;
-}
-
-void redis_store::connect() {
-    const std::string where = url_.host + ":" + std::to_string(url_.port);
-    context_ = redisConnectWithTimeout(url_.host.c_str(), url_.port, k_connect_timeout);
-    if (!context_ || context_->err) {
-        const std::string why = context_ ? context_->errstr : "out of memory";
-        disconnect();
-        throw store_unavailable("redis store: cannot connect to " + where + ": " + why);
+redis_store::lease::~lease() {
+    {
+        std::lock_guard lock(owner_.pool_mutex_);
+        owner_.idle_.push_back(std::move(c_));
     }
-    if (redisSetTimeout(context_, k_command_timeout) != REDIS_OK) {
-        disconnect();
-        throw store_unavailable("redis store: cannot set the command timeout for " + where);
-    }
-    // The password travels only to Redis; errors below never include it.
-    try {
-        if (!password_.empty()) command({"AUTH", password_});
-        if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
-    } catch (...) {
-        disconnect();  // half set up: the next call starts again from the connect
-        throw;
-    }
-}
-
-redis_store::reply_ptr redis_store::command(const std::vector<std::string>& args) {
-    // Between our calls Redis never speaks first, so a readable socket means it closed (e.g. it
-    // restarted): reconnect before sending, so a Redis restart costs no request a failure.
-    if (context_) {
-        pollfd idle{.fd = context_->fd, .events = POLLIN, .revents = 0};
-        if (::poll(&idle, 1, 0) != 0) disconnect();
-    }
-    if (!context_) connect();
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lengths;
-    argv.reserve(args.size());
-    lengths.reserve(args.size());
-    for (const auto& a : args) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-    }
-    reply_ptr reply(static_cast<redisReply*>(
-        redisCommandArgv(context_, static_cast<int>(args.size()), argv.data(), lengths.data())));
-    if (!reply) {
-        const std::string why = context_->errstr[0] ? context_->errstr : "connection lost";
-        disconnect();  // the next call reconnects
-        throw store_unavailable("redis store: " + url_.host + ":" + std::to_string(url_.port) + ": " + why);
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
-        const std::string why(reply->str, reply->len);
-        // A server that is loading or became a replica may recover; start afresh on the next call.
-        if (why.starts_with("LOADING") || why.starts_with("READONLY") || why.starts_with("NOAUTH"))
-            disconnect();
-        throw store_unavailable("redis store: " + args.front() + " failed: " + why);
-    }
-    return reply;
-}
-
-redis_store::reply_ptr redis_store::eval(std::string_view script, const std::vector<std::string>& keys,
-                                         const std::vector<std::string>& args) {
-    std::vector<std::string> argv{"EVAL", std::string(script), std::to_string(keys.size())};
-    argv.insert(argv.end(), keys.begin(), keys.end());
-    argv.insert(argv.end(), args.begin(), args.end());
-    return command(argv);
+    owner_.pool_returned_.notify_one();
 }
 
 void redis_store::create_key(const api_key_record& key) {
@@ -324,13 +248,12 @@ void redis_store::create_key(const api_key_record& key) {
                      "tokens_per_minute", std::to_string(key.limits->tokens_per_minute),
                      "max_concurrent_streams", std::to_string(key.limits->max_concurrent_streams)});
     }
-    std::lock_guard lock(mutex_);
-    eval(k_create_key, {prefix_ + "key:" + key.id, prefix_ + "keyhash:" + key.hash, prefix_ + "keys"}, args);
+    connection()->eval(k_create_key,
+                       {prefix_ + "key:" + key.id, prefix_ + "keyhash:" + key.hash, prefix_ + "keys"}, args);
 }
 
 std::optional<api_key_record> redis_store::find_key_by_hash(const std::string& hash) {
-    std::lock_guard lock(mutex_);
-    const auto reply = eval(k_find_key, {prefix_ + "keyhash:" + hash}, {prefix_});
+    const auto reply = connection()->eval(k_find_key, {prefix_ + "keyhash:" + hash}, {prefix_});
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return std::nullopt;
     return key_from_map(as_map(reply.get()));
 }
@@ -338,8 +261,7 @@ std::optional<api_key_record> redis_store::find_key_by_hash(const std::string& h
 std::vector<api_key_record> redis_store::list_keys() {
     std::vector<api_key_record> keys;
     {
-        std::lock_guard lock(mutex_);
-        const auto reply = eval(k_list_keys, {prefix_ + "keys"}, {prefix_});
+        const auto reply = connection()->eval(k_list_keys, {prefix_ + "keys"}, {prefix_});
         for (std::size_t i = 0; i < reply->elements; ++i)
             keys.push_back(key_from_map(as_map(reply->element[i])));
     }
@@ -350,21 +272,18 @@ std::vector<api_key_record> redis_store::list_keys() {
 }
 
 bool redis_store::revoke_key(const std::string& id) {
-    std::lock_guard lock(mutex_);
-    return as_int(eval(k_revoke_key, {prefix_ + "key:" + id}, {}).get()) == 1;
+    return reply_int(connection()->eval(k_revoke_key, {prefix_ + "key:" + id}, {}).get()) == 1;
 }
 
 std::optional<std::string> redis_store::session_owner(const std::string& session_id) {
-    std::lock_guard lock(mutex_);
-    const auto reply = command({"HGET", prefix_ + "session:" + session_id, "owner"});
+    const auto reply = connection()->command({"HGET", prefix_ + "session:" + session_id, "owner"});
     if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
-    return as_string(reply.get());
+    return reply_string(reply.get());
 }
 
 std::vector<stored_message> redis_store::load_messages(const std::string& session_id) {
     std::vector<stored_message> messages;
-    std::lock_guard lock(mutex_);
-    const auto reply = command({"LRANGE", prefix_ + "messages:" + session_id, "0", "-1"});
+    const auto reply = connection()->command({"LRANGE", prefix_ + "messages:" + session_id, "0", "-1"});
     messages.reserve(reply->elements);
     for (std::size_t i = 0; i < reply->elements; ++i) {
         const auto* e = reply->element[i];
@@ -379,91 +298,103 @@ void redis_store::append_messages(const std::string& session_id, const std::stri
     const std::int64_t last = messages.empty() ? 0 : messages.back().created_ms;
     std::vector<std::string> args{key_id, std::to_string(first), std::to_string(last)};
     for (const auto& m : messages) args.push_back(encode_message(m));
-    std::lock_guard lock(mutex_);
-    const auto reply =
-        eval(k_append, {prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id}, args);
-    if (as_int(reply.get()) == 0) throw session_conflict("session belongs to another key");
+    const auto reply = connection()->eval(
+        k_append, {prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id}, args);
+    if (reply_int(reply.get()) == 0) throw session_conflict("session belongs to another key");
 }
 
 bool redis_store::delete_session(const std::string& session_id) {
-    std::lock_guard lock(mutex_);
     const auto reply =
-        command({"DEL", prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id});
-    return as_int(reply.get()) > 0;
+        connection()->command({"DEL", prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id});
+    return reply_int(reply.get()) > 0;
 }
 
 rate_decision redis_store::admit_request(const std::string& key_id, const limits_config& limits,
                                          std::int64_t now_ms) {
     if (limits.requests_per_minute <= 0 && limits.tokens_per_minute <= 0) return {};
     const auto window_key = prefix_ + "rate:" + key_id + ":" + std::to_string(rate_window_start(now_ms));
-    std::lock_guard lock(mutex_);
-    const auto reply = eval(
+    const auto reply = connection()->eval(
         k_admit, {window_key},
         {std::to_string(limits.requests_per_minute), std::to_string(limits.tokens_per_minute), k_rate_ttl_s});
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
         throw store_unavailable("redis store: unexpected reply to the rate check");
     }
-    return decide_rate(limits, as_int(reply->element[0]), as_int(reply->element[1]), now_ms);
+    return decide_rate(limits, reply_int(reply->element[0]), reply_int(reply->element[1]), now_ms);
 }
 
 void redis_store::add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) {
     if (tokens <= 0) return;
     const auto window_key = prefix_ + "rate:" + key_id + ":" + std::to_string(rate_window_start(now_ms));
-    std::lock_guard lock(mutex_);
-    eval(k_add_tokens, {window_key}, {std::to_string(tokens), k_rate_ttl_s});
+    connection()->eval(k_add_tokens, {window_key}, {std::to_string(tokens), k_rate_ttl_s});
 }
 
 bool redis_store::acquire_stream(const std::string& key_id, int max_streams) {
     const std::int64_t now = wall_clock_ms();
-    std::lock_guard lock(mutex_);
-    while (!pending_releases_.empty()) {
-        const auto& [key, slot] = pending_releases_.back();
-        command({"ZREM", prefix_ + "streams:" + key, slot});
-        pending_releases_.pop_back();
+    auto c = connection();
+    std::vector<std::pair<std::string, std::string>> pending;
+    std::string slot;
+    {
+        std::lock_guard lock(slots_mutex_);
+        pending.swap(pending_releases_);
+        slot = instance_id_ + ":" + std::to_string(next_slot_++);
     }
-    const auto slot = instance_id_ + ":" + std::to_string(next_slot_++);
+    while (!pending.empty()) {
+        try {
+            c->command({"ZREM", prefix_ + "streams:" + pending.back().first, pending.back().second});
+        } catch (const store_unavailable&) {
+            std::lock_guard lock(slots_mutex_);
+            pending_releases_.insert(pending_releases_.end(), pending.begin(), pending.end());
+            throw;
+        }
+        pending.pop_back();
+    }
     const auto reply =
-        eval(k_acquire_stream, {prefix_ + "streams:" + key_id},
-             {std::to_string(now), std::to_string(std::max(0, max_streams)),
-              std::to_string(now + k_stream_slot_ttl_ms), slot, std::to_string(k_stream_slot_ttl_ms)});
-    if (as_int(reply.get()) != 1) return false;
-    slots_[key_id].push_back(slot);
+        c->eval(k_acquire_stream, {prefix_ + "streams:" + key_id},
+                {std::to_string(now), std::to_string(std::max(0, max_streams)),
+                 std::to_string(now + k_stream_slot_ttl_ms), slot, std::to_string(k_stream_slot_ttl_ms)});
+    if (reply_int(reply.get()) != 1) return false;
+    std::lock_guard lock(slots_mutex_);
+    slots_[key_id].push_back(std::move(slot));
     return true;
 }
 
 void redis_store::release_stream(const std::string& key_id) {
-    std::lock_guard lock(mutex_);
-    auto it = slots_.find(key_id);
-    if (it == slots_.end() || it->second.empty()) return;
-    auto slot = std::move(it->second.back());
-    it->second.pop_back();
-    if (it->second.empty()) slots_.erase(it);
+    std::string slot;
+    {
+        std::lock_guard lock(slots_mutex_);
+        auto it = slots_.find(key_id);
+        if (it == slots_.end() || it->second.empty()) return;
+        slot = std::move(it->second.back());
+        it->second.pop_back();
+        if (it->second.empty()) slots_.erase(it);
+    }
     try {
-        command({"ZREM", prefix_ + "streams:" + key_id, slot});
+        connection()->command({"ZREM", prefix_ + "streams:" + key_id, slot});
     } catch (const store_unavailable& e) {
         spdlog::warn("{}; the stream slot will be freed when Redis is back", e.what());
+        std::lock_guard lock(slots_mutex_);
         pending_releases_.emplace_back(key_id, std::move(slot));
     }
 }
 
 void redis_store::record_usage(const usage_delta& d) {
-    std::lock_guard lock(mutex_);
-    eval(k_record_usage,
-         {prefix_ + "usage:" + d.key_id + ":" + d.model, prefix_ + "usage_models:" + d.key_id,
-          prefix_ + "usage_keys"},
-         {d.key_id, d.model, std::to_string(d.requests), std::to_string(d.prompt_tokens),
-          std::to_string(d.completion_tokens), std::to_string(d.cancelled), std::to_string(d.errors)});
+    connection()->eval(
+        k_record_usage,
+        {prefix_ + "usage:" + d.key_id + ":" + d.model, prefix_ + "usage_models:" + d.key_id,
+         prefix_ + "usage_keys"},
+        {d.key_id, d.model, std::to_string(d.requests), std::to_string(d.prompt_tokens),
+         std::to_string(d.completion_tokens), std::to_string(d.cancelled), std::to_string(d.errors)});
 }
 
 std::vector<usage_row> redis_store::usage(const std::optional<std::string>& key_id) {
     std::vector<usage_row> rows;
     {
-        std::lock_guard lock(mutex_);
-        const auto reply = eval(k_usage, {prefix_ + "usage_keys"}, {prefix_, key_id.value_or("")});
+        const auto reply =
+            connection()->eval(k_usage, {prefix_ + "usage_keys"}, {prefix_, key_id.value_or("")});
         for (std::size_t i = 0; i + 6 < reply->elements; i += 7) {
             auto* const* e = reply->element + i;
-            rows.push_back({as_string(e[0]), as_string(e[1]), as_int(e[2]), as_int(e[3]), as_int(e[4]),
-                            as_int(e[5]), as_int(e[6])});
+            rows.push_back({reply_string(e[0]), reply_string(e[1]), reply_int(e[2]), reply_int(e[3]),
+                            reply_int(e[4]), reply_int(e[5]), reply_int(e[6])});
         }
     }
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
@@ -474,8 +405,7 @@ std::vector<usage_row> redis_store::usage(const std::optional<std::string>& key_
 
 bool redis_store::healthy() {
     try {
-        std::lock_guard lock(mutex_);
-        return as_string(command({"PING"}).get()) == "PONG";
+        return reply_string(connection()->command({"PING"}).get()) == "PONG";
     } catch (const store_unavailable&) {
         return false;
     }

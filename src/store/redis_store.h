@@ -4,10 +4,10 @@
 //
 // Why synchronous hiredis: the store interface is synchronous and only ever called from the store's
 // own thread pool (core/blocking.h), never from an io thread, so a blocking round trip costs a pool
-// thread, not the event loop. One connection guarded by a mutex keeps it simple; every call is one
-// short round trip. Connect and command timeouts (1 s) bound every wait. After any failure the
-// connection is dropped and the next call reconnects, so service resumes by itself when Redis comes
-// back; each failure surfaces as store_unavailable (a 503 for the request), never a crash.
+// thread, not the event loop. A small pool of connections (each used by one call at a time) lets the
+// pool threads overlap their round trips. Connect and command timeouts (1 s) bound every wait. After any
+// failure the connection is dropped and the next call reconnects, so service resumes by itself when Redis
+// comes back; each failure surfaces as store_unavailable (a 503 for the request), never a crash.
 //
 // Atomicity: every call that reads-then-writes (rate check-and-count, session append with its
 // ownership check, key creation, stream slots) is one Lua script, i.e. one atomic round trip. The
@@ -17,6 +17,7 @@
 // (owner, created_ms, updated_ms), messages:<id> list of JSON; rate:<key>:<window> hash (requests,
 // tokens) expiring after two windows; streams:<key> sorted set of slots scored by expiry;
 // usage:<key>:<model> hash, usage_models:<key> set, usage_keys set.
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -25,11 +26,9 @@
 #include <utility>
 #include <vector>
 
+#include "store/redis_connection.h"
 #include "store/store.h"
 #include "store/store_url.h"
-
-struct redisContext;
-struct redisReply;
 
 namespace sluice {
 
@@ -38,6 +37,8 @@ class redis_store final : public store {
     // A stream slot held by a process that died is freed after this long (a safety net; a live
     // stream releases its slot as soon as it ends). Longer than any request_timeout_s in use.
     static constexpr std::int64_t k_stream_slot_ttl_ms = 15 * 60 * 1000;
+    // Connections shared by the calling threads: a slow or hung round trip holds up only its own.
+    static constexpr int k_connections = 4;
 
     // Connects at once: throws store_unavailable when Redis cannot be reached or refuses the password.
     redis_store(redis_url url, std::string password);
@@ -68,26 +69,31 @@ class redis_store final : public store {
     bool healthy() override;
 
   private:
-    struct reply_deleter {
-        void operator()(redisReply* r) const;
-    };
-    using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+    // Exclusive use of one pooled connection for the length of one call.
+    class lease {
+      public:
+        lease(redis_store& owner, std::unique_ptr<redis_connection> c) : owner_(owner), c_(std::move(c)) {}
+        ~lease();
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+        redis_connection* operator->() const { return c_.get(); }
 
-    // Both run under mutex_. command() connects when needed and throws store_unavailable on any
-    // failure, error replies included.
-    void connect();
-    void disconnect();
-    reply_ptr command(const std::vector<std::string>& args);
-    reply_ptr eval(std::string_view script, const std::vector<std::string>& keys,
-                   const std::vector<std::string>& args);
+      private:
+        redis_store& owner_;
+        std::unique_ptr<redis_connection> c_;
+    };
+    lease connection();
 
     const redis_url url_;
     const std::string password_;
     const std::string prefix_ = "sluice:";
     const std::string instance_id_;  // names this process's stream slots
 
-    std::mutex mutex_;
-    redisContext* context_ = nullptr;
+    std::mutex pool_mutex_;
+    std::condition_variable pool_returned_;
+    std::vector<std::unique_ptr<redis_connection>> idle_;  // k_connections made up front, connect lazily
+
+    std::mutex slots_mutex_;
     std::uint64_t next_slot_ = 0;
     std::map<std::string, std::vector<std::string>> slots_;  // key id -> slots this process holds
     // Slots whose release failed (Redis unreachable): freed before the next acquire, or by expiry.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -303,6 +304,34 @@ TYPED_TEST(store_suite, stream_slots_at_and_over_the_limit) {
     EXPECT_TRUE(s.acquire_stream("key_a", 2));
     EXPECT_TRUE(s.acquire_stream("key_a", 2));
     for (int i = 0; i < 20; ++i) EXPECT_TRUE(s.acquire_stream("key_c", 0)) << "0 = no limit";
+}
+
+TYPED_TEST(store_suite, stream_slots_from_many_threads_never_exceed_the_limit) {
+    constexpr int k_limit = 3;
+    std::atomic<int> open{0};
+    std::atomic<int> most{0};
+    std::atomic<int> granted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 6; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 40; ++i) {
+                if (!this->store_->acquire_stream("key_a", k_limit)) continue;
+                ++granted;
+                const int now_open = ++open;
+                int seen = most.load();
+                while (now_open > seen && !most.compare_exchange_weak(seen, now_open)) {
+                }
+                --open;
+                this->store_->release_stream("key_a");
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_LE(most.load(), k_limit);
+    EXPECT_GT(granted.load(), 0);
+    // Every slot came back.
+    for (int i = 0; i < k_limit; ++i) EXPECT_TRUE(this->store_->acquire_stream("key_a", k_limit));
+    EXPECT_FALSE(this->store_->acquire_stream("key_a", k_limit));
 }
 
 TYPED_TEST(store_suite, a_second_instance_shares_the_data) {
