@@ -1,11 +1,10 @@
 #include "store/sqlite_store.h"
 
-#include <sqlite3.h>
-
 #include <array>
 #include <system_error>
 
 #include "store/rate_window.h"
+#include "store/sqlite_statement.h"
 
 namespace sluice {
 
@@ -63,81 +62,6 @@ constexpr std::array k_migrations = {
     )sql",
 };
 
-[[noreturn]] void fail(sqlite3* db, const std::string& what) {
-    throw store_unavailable("sqlite store: " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
-}
-
-// A prepared statement for one call; finalized at scope exit.
-class statement {
-  public:
-    statement(sqlite3* db, const char* sql) : db_(db) {
-        if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail(db, "prepare");
-    }
-    ~statement() { sqlite3_finalize(stmt_); }
-    statement(const statement&) = delete;
-    statement& operator=(const statement&) = delete;
-
-    statement& bind(int index, const std::string& value) {
-        check(
-            sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT));
-        return *this;
-    }
-    statement& bind(int index, std::int64_t value) {
-        check(sqlite3_bind_int64(stmt_, index, value));
-        return *this;
-    }
-    statement& bind_null(int index) {
-        check(sqlite3_bind_null(stmt_, index));
-        return *this;
-    }
-    // True while there is a row to read.
-    bool step() {
-        const int rc = sqlite3_step(stmt_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
-        fail(db_, "step");
-    }
-    void reset() {
-        sqlite3_reset(stmt_);
-        sqlite3_clear_bindings(stmt_);
-    }
-    std::string text(int col) const {
-        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
-    }
-    std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
-    bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-
-  private:
-    void check(int rc) {
-        if (rc != SQLITE_OK) fail(db_, "bind");
-    }
-    sqlite3* db_;
-    sqlite3_stmt* stmt_ = nullptr;
-};
-
-// BEGIN IMMEDIATE takes the write lock up front, so a transaction never has to be retried half way.
-class transaction {
-  public:
-    explicit transaction(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
-    ~transaction() {
-        if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    transaction(const transaction&) = delete;
-    transaction& operator=(const transaction&) = delete;
-    void commit() {
-        run("COMMIT");
-        done_ = true;
-    }
-
-  private:
-    void run(const char* sql) {
-        if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(db_, sql);
-    }
-    sqlite3* db_;
-    bool done_ = false;
-};
-
 api_key_record read_key(const statement& s) {
     api_key_record key{.id = s.text(0),
                        .name = s.text(1),
@@ -151,9 +75,6 @@ api_key_record read_key(const statement& s) {
     }
     return key;
 }
-
-constexpr const char* k_key_columns =
-    "id, name, hash, created_ms, revoked, requests_per_minute, tokens_per_minute, max_concurrent_streams";
 
 }  // namespace
 
@@ -175,12 +96,14 @@ sqlite_store::sqlite_store(const std::filesystem::path& path) {
         throw store_unavailable("sqlite store: cannot open " + name + ": " + why);
     }
     try {
+        statements_ = std::make_unique<statement_cache>(db_);
         sqlite3_busy_timeout(db_, 5000);
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");
         exec("PRAGMA foreign_keys=ON");
         migrate();
     } catch (...) {
+        statements_.reset();
         sqlite3_close(db_);
         db_ = nullptr;
         throw;
@@ -207,7 +130,7 @@ void sqlite_store::migrate() {
     transaction tx(db_);
     std::int64_t version = 0;
     {
-        statement s(db_, "SELECT version FROM schema_version");
+        auto s = (*statements_)("SELECT version FROM schema_version");
         if (s.step()) version = s.int64(0);
     }
     if (version > static_cast<std::int64_t>(k_migrations.size())) {
@@ -220,7 +143,7 @@ void sqlite_store::migrate() {
         exec(k_migrations[static_cast<std::size_t>(v)]);
     }
     exec("DELETE FROM schema_version");
-    statement(db_, "INSERT INTO schema_version (version) VALUES (?)")
+    (*statements_)("INSERT INTO schema_version (version) VALUES (?)")
         .bind(1, static_cast<std::int64_t>(k_migrations.size()))
         .step();
     tx.commit();
@@ -228,15 +151,15 @@ void sqlite_store::migrate() {
 
 int sqlite_store::schema_version() {
     std::lock_guard lock(mutex_);
-    statement s(db_, "SELECT version FROM schema_version");
+    auto s = (*statements_)("SELECT version FROM schema_version");
     return s.step() ? static_cast<int>(s.int64(0)) : 0;
 }
 
 void sqlite_store::create_key(const api_key_record& key) {
     std::lock_guard lock(mutex_);
-    statement s(db_,
-                "INSERT INTO api_keys (id, name, hash, created_ms, revoked, requests_per_minute, "
-                "tokens_per_minute, max_concurrent_streams) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    auto s = (*statements_)(
+        "INSERT INTO api_keys (id, name, hash, created_ms, revoked, requests_per_minute, "
+        "tokens_per_minute, max_concurrent_streams) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, key.id).bind(2, key.name).bind(3, key.hash).bind(4, key.created_ms);
     s.bind(5, std::int64_t{key.revoked ? 1 : 0});
     if (key.limits) {
@@ -251,7 +174,9 @@ void sqlite_store::create_key(const api_key_record& key) {
 
 std::optional<api_key_record> sqlite_store::find_key_by_hash(const std::string& hash) {
     std::lock_guard lock(mutex_);
-    statement s(db_, (std::string("SELECT ") + k_key_columns + " FROM api_keys WHERE hash = ?").c_str());
+    auto s = (*statements_)(
+        "SELECT id, name, hash, created_ms, revoked, requests_per_minute, tokens_per_minute, "
+        "max_concurrent_streams FROM api_keys WHERE hash = ?");
     s.bind(1, hash);
     if (!s.step()) return std::nullopt;
     return read_key(s);
@@ -259,8 +184,9 @@ std::optional<api_key_record> sqlite_store::find_key_by_hash(const std::string& 
 
 std::vector<api_key_record> sqlite_store::list_keys() {
     std::lock_guard lock(mutex_);
-    statement s(db_,
-                (std::string("SELECT ") + k_key_columns + " FROM api_keys ORDER BY created_ms, id").c_str());
+    auto s = (*statements_)(
+        "SELECT id, name, hash, created_ms, revoked, requests_per_minute, tokens_per_minute, "
+        "max_concurrent_streams FROM api_keys ORDER BY created_ms, id");
     std::vector<api_key_record> keys;
     while (s.step()) keys.push_back(read_key(s));
     return keys;
@@ -268,13 +194,13 @@ std::vector<api_key_record> sqlite_store::list_keys() {
 
 bool sqlite_store::revoke_key(const std::string& id) {
     std::lock_guard lock(mutex_);
-    statement(db_, "UPDATE api_keys SET revoked = 1 WHERE id = ?").bind(1, id).step();
+    (*statements_)("UPDATE api_keys SET revoked = 1 WHERE id = ?").bind(1, id).step();
     return sqlite3_changes(db_) > 0;
 }
 
 std::optional<std::string> sqlite_store::session_owner(const std::string& session_id) {
     std::lock_guard lock(mutex_);
-    statement s(db_, "SELECT key_id FROM sessions WHERE id = ?");
+    auto s = (*statements_)("SELECT key_id FROM sessions WHERE id = ?");
     s.bind(1, session_id);
     if (!s.step()) return std::nullopt;
     return s.text(0);
@@ -282,9 +208,9 @@ std::optional<std::string> sqlite_store::session_owner(const std::string& sessio
 
 std::vector<stored_message> sqlite_store::load_messages(const std::string& session_id) {
     std::lock_guard lock(mutex_);
-    statement s(db_,
-                "SELECT role, content, model, prompt_tokens, completion_tokens, finish_reason, created_ms "
-                "FROM messages WHERE session_id = ? ORDER BY seq");
+    auto s = (*statements_)(
+        "SELECT role, content, model, prompt_tokens, completion_tokens, finish_reason, created_ms "
+        "FROM messages WHERE session_id = ? ORDER BY seq");
     s.bind(1, session_id);
     std::vector<stored_message> messages;
     while (s.step()) {
@@ -305,16 +231,16 @@ void sqlite_store::append_messages(const std::string& session_id, const std::str
     transaction tx(db_);
     std::int64_t now = messages.empty() ? 0 : messages.back().created_ms;
     {
-        statement owner(db_, "SELECT key_id FROM sessions WHERE id = ?");
+        auto owner = (*statements_)("SELECT key_id FROM sessions WHERE id = ?");
         owner.bind(1, session_id);
         if (owner.step()) {
             if (owner.text(0) != key_id) throw session_conflict("session belongs to another key");
-            statement(db_, "UPDATE sessions SET updated_ms = max(updated_ms, ?) WHERE id = ?")
+            (*statements_)("UPDATE sessions SET updated_ms = max(updated_ms, ?) WHERE id = ?")
                 .bind(1, now)
                 .bind(2, session_id)
                 .step();
         } else {
-            statement(db_, "INSERT INTO sessions (id, key_id, created_ms, updated_ms) VALUES (?, ?, ?, ?)")
+            (*statements_)("INSERT INTO sessions (id, key_id, created_ms, updated_ms) VALUES (?, ?, ?, ?)")
                 .bind(1, session_id)
                 .bind(2, key_id)
                 .bind(3, messages.empty() ? 0 : messages.front().created_ms)
@@ -324,13 +250,13 @@ void sqlite_store::append_messages(const std::string& session_id, const std::str
     }
     std::int64_t seq = 0;
     {
-        statement last(db_, "SELECT coalesce(max(seq), 0) FROM messages WHERE session_id = ?");
+        auto last = (*statements_)("SELECT coalesce(max(seq), 0) FROM messages WHERE session_id = ?");
         last.bind(1, session_id);
         if (last.step()) seq = last.int64(0);
     }
-    statement insert(db_,
-                     "INSERT INTO messages (session_id, seq, role, content, model, prompt_tokens, "
-                     "completion_tokens, finish_reason, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    auto insert = (*statements_)(
+        "INSERT INTO messages (session_id, seq, role, content, model, prompt_tokens, "
+        "completion_tokens, finish_reason, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (const auto& m : messages) {
         insert.bind(1, session_id).bind(2, ++seq).bind(3, m.role).bind(4, m.content).bind(5, m.model);
         insert.bind(6, std::int64_t{m.prompt_tokens}).bind(7, std::int64_t{m.completion_tokens});
@@ -344,8 +270,8 @@ void sqlite_store::append_messages(const std::string& session_id, const std::str
 bool sqlite_store::delete_session(const std::string& session_id) {
     std::lock_guard lock(mutex_);
     transaction tx(db_);
-    statement(db_, "DELETE FROM messages WHERE session_id = ?").bind(1, session_id).step();
-    statement(db_, "DELETE FROM sessions WHERE id = ?").bind(1, session_id).step();
+    (*statements_)("DELETE FROM messages WHERE session_id = ?").bind(1, session_id).step();
+    (*statements_)("DELETE FROM sessions WHERE id = ?").bind(1, session_id).step();
     const bool existed = sqlite3_changes(db_) > 0;
     tx.commit();
     return existed;
@@ -357,15 +283,15 @@ rate_decision sqlite_store::admit_request(const std::string& key_id, const limit
     const std::int64_t window = rate_window_start(now_ms);
     std::lock_guard lock(mutex_);
     transaction tx(db_);
-    statement(db_, "DELETE FROM rate_counters WHERE key_id = ? AND window_start_ms < ?")
+    (*statements_)("DELETE FROM rate_counters WHERE key_id = ? AND window_start_ms < ?")
         .bind(1, key_id)
         .bind(2, window)
         .step();
     std::int64_t requests = 0;
     std::int64_t tokens = 0;
     {
-        statement s(db_,
-                    "SELECT requests, tokens FROM rate_counters WHERE key_id = ? AND window_start_ms = ?");
+        auto s = (*statements_)(
+            "SELECT requests, tokens FROM rate_counters WHERE key_id = ? AND window_start_ms = ?");
         s.bind(1, key_id).bind(2, window);
         if (s.step()) {
             requests = s.int64(0);
@@ -374,9 +300,9 @@ rate_decision sqlite_store::admit_request(const std::string& key_id, const limit
     }
     auto decision = decide_rate(limits, requests, tokens, now_ms);
     if (decision.allowed) {
-        statement(db_,
-                  "INSERT INTO rate_counters (key_id, window_start_ms, requests) VALUES (?, ?, 1) "
-                  "ON CONFLICT (key_id, window_start_ms) DO UPDATE SET requests = requests + 1")
+        (*statements_)(
+            "INSERT INTO rate_counters (key_id, window_start_ms, requests) VALUES (?, ?, 1) "
+            "ON CONFLICT (key_id, window_start_ms) DO UPDATE SET requests = requests + 1")
             .bind(1, key_id)
             .bind(2, window)
             .step();
@@ -388,9 +314,9 @@ rate_decision sqlite_store::admit_request(const std::string& key_id, const limit
 void sqlite_store::add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) {
     if (tokens <= 0) return;
     std::lock_guard lock(mutex_);
-    statement(db_,
-              "INSERT INTO rate_counters (key_id, window_start_ms, tokens) VALUES (?, ?, ?) "
-              "ON CONFLICT (key_id, window_start_ms) DO UPDATE SET tokens = tokens + excluded.tokens")
+    (*statements_)(
+        "INSERT INTO rate_counters (key_id, window_start_ms, tokens) VALUES (?, ?, ?) "
+        "ON CONFLICT (key_id, window_start_ms) DO UPDATE SET tokens = tokens + excluded.tokens")
         .bind(1, key_id)
         .bind(2, rate_window_start(now_ms))
         .bind(3, std::int64_t{tokens})
@@ -414,8 +340,7 @@ void sqlite_store::release_stream(const std::string& key_id) {
 
 void sqlite_store::record_usage(const usage_delta& d) {
     std::lock_guard lock(mutex_);
-    statement(
-        db_,
+    (*statements_)(
         "INSERT INTO usage (key_id, model, requests, prompt_tokens, completion_tokens, cancelled, errors) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, model) DO UPDATE SET "
         "requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
@@ -433,8 +358,7 @@ void sqlite_store::record_usage(const usage_delta& d) {
 
 std::vector<usage_row> sqlite_store::usage(const std::optional<std::string>& key_id) {
     std::lock_guard lock(mutex_);
-    statement s(
-        db_,
+    auto s = (*statements_)(
         "SELECT key_id, model, requests, prompt_tokens, completion_tokens, cancelled, errors FROM usage "
         "WHERE ?1 IS NULL OR key_id = ?1 ORDER BY key_id, model");
     if (key_id) {
@@ -452,7 +376,7 @@ std::vector<usage_row> sqlite_store::usage(const std::optional<std::string>& key
 bool sqlite_store::healthy() {
     try {
         std::lock_guard lock(mutex_);
-        statement s(db_, "SELECT 1");
+        auto s = (*statements_)("SELECT 1");
         return s.step();
     } catch (const store_unavailable&) {
         return false;

@@ -7,12 +7,17 @@
 // SQLite store serves one process.
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
 #include "store/store.h"
 
 struct sqlite3;
+
+namespace sluice {
+class statement_cache;
+}
 
 namespace sluice {
 
@@ -55,6 +60,7 @@ class sqlite_store final : public store {
 
     std::mutex mutex_;
     sqlite3* db_ = nullptr;
+    std::unique_ptr<statement_cache> statements_;
     std::map<std::string, int> streams_;  // key id -> open streams
 };
 
