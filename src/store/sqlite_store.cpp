@@ -111,6 +111,7 @@ sqlite_store::sqlite_store(const std::filesystem::path& path) {
 }
 
 sqlite_store::~sqlite_store() {
+    statements_.reset();  // finalized before the close, or the close fails
     sqlite3_close(db_);
 }
 
