@@ -1,0 +1,64 @@
+#pragma once
+// The OpenAI-compatible surface (SPEC §4): POST /v1/chat/completions and GET /v1/models, shaped so
+// the official SDKs work unchanged. Requests go through the same routing, session and streaming
+// path as the seed endpoint; only the wire format differs.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "api/app.h"
+#include "core/api_error.h"
+#include "core/chat.h"
+#include "http/http_types.h"
+
+namespace sluice {
+
+class router;
+struct stream_identity;
+struct stream_outcome;
+
+struct openai_chat_request {
+    std::vector<chat_message> messages;  // roles normalised to system/user/assistant
+    std::string model = "auto";          // as asked: a configured name, auto, local_small, cloud_large
+    bool stream = false;
+    bool include_usage = false;     // stream_options.include_usage
+    std::optional<int> max_tokens;  // max_completion_tokens wins over the older max_tokens
+    std::optional<double> temperature;
+    std::optional<double> top_p;
+    std::vector<std::string> stop;
+    std::optional<std::uint64_t> seed;
+    std::string user;
+};
+
+// Validates the body as OpenAI does (400 with a message naming the field); unknown fields are ignored.
+std::variant<openai_chat_request, api_error> parse_openai_chat_request(std::string_view body);
+
+// {"error": {"message", "type", "code", "param": null}} with OpenAI's type and code for `error.code`.
+std::string openai_error_json(const api_error& error);
+http_response openai_error_response(const http_request& request, const api_error& error);
+
+// The chunk and completion objects, exactly as OpenAI sends them.
+struct openai_stream_ids {
+    std::string id;  // chatcmpl-...
+    std::int64_t created = 0;
+};
+std::string openai_role_chunk(const openai_stream_ids& ids, std::string_view model, bool include_usage);
+std::string openai_content_chunk(const openai_stream_ids& ids, std::string_view model,
+                                 std::string_view content, bool include_usage);
+std::string openai_finish_chunk(const openai_stream_ids& ids, std::string_view model,
+                                std::string_view finish_reason, bool include_usage);
+std::string openai_usage_chunk(const openai_stream_ids& ids, std::string_view model, int prompt_tokens,
+                               int completion_tokens);
+std::string openai_completion_json(const openai_stream_ids& ids, std::string_view model,
+                                   std::string_view content, std::string_view finish_reason,
+                                   int prompt_tokens, int completion_tokens);
+// GET /v1/models: {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}.
+std::string openai_models_json(const config& cfg);
+
+// POST /v1/chat/completions, GET /v1/models.
+void add_openai_routes(router& routes, app_context& app);
+
+}  // namespace sluice
