@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -60,11 +59,26 @@ void fill_tensor(ggml_tensor* tensor, void* user_data) {
     } else if (name.ends_with(".bias")) {
         std::fill(values.begin(), values.end(), 0.0f);
     } else {
-        std::mt19937_64 generator(init.seed ^ fnv1a(name));
+        // splitmix64 and a sum of four uniforms (Irwin-Hall) instead of <random>'s normal
+        // distribution: the same numbers on every platform, and fast enough in Debug/ASan builds,
+        // where the test suite makes a model per test process.
+        std::uint64_t state = init.seed ^ fnv1a(name);
+        const auto next = [&state] {
+            std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            return z ^ (z >> 31);
+        };
         // A wide spread keeps the random logits peaked enough that sampling wanders over the whole
         // vocabulary (multi-byte pieces included) instead of collapsing onto one token.
-        std::normal_distribution<float> noise(0.0f, 0.3f);
-        for (auto& value : values) value = noise(generator);
+        constexpr float k_stdev = 0.3f;
+        constexpr float k_scale = k_stdev * 1.7320508f / 65536.0f;  // sum of 4 x 16 bits: sd 65536/sqrt(3)
+        for (auto& value : values) {
+            const std::uint64_t bits = next();
+            const float sum = static_cast<float>((bits & 0xFFFF) + ((bits >> 16) & 0xFFFF) +
+                                                 ((bits >> 32) & 0xFFFF) + ((bits >> 48) & 0xFFFF));
+            value = (sum - 2.0f * 65535.0f) * k_scale;
+        }
     }
     if (tensor->type == GGML_TYPE_F32) {
         ggml_backend_tensor_set(tensor, values.data(), 0, ggml_nbytes(tensor));
