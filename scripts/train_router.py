@@ -36,7 +36,7 @@ LEARNED_DENSE = np.array([name not in rf.PRIOR_ONLY for name in rf.DENSE_NAMES])
 # Hand-set score points per unit of a dense feature. MMLU cannot teach these (every prompt is a
 # first turn, few ask for depth); they encode the product's intent: long conversations and explicit
 # requests for depth or code lean to the large model.
-SCORE_BONUS = {"turns": 0.08, "conversation": 0.06, "depth": 0.06, "code": 0.03}
+SCORE_BONUS = {"turns": 0.08, "conversation": 0.06, "depth": 0.08, "code": 0.06, "reasoning": 0.04, "math": 0.03}
 
 # Target = SUBJECT_SMOOTHING * own label + (1 - SUBJECT_SMOOTHING) * the subject's mean label.
 SUBJECT_SMOOTHING = 0.5

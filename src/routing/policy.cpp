@@ -151,7 +151,8 @@ policy_decision auto_policy::decide(const request_features& f) const {
     if (d.role == model_role::cloud_large) {
         d.reason = main ? main->name : "learned";
     } else {
-        const bool cue = f.code_hits >= 3 || f.math_hits >= 3 || f.reasoning_hits >= 1 || f.depth_hits >= 1;
+        // Any cue word makes it more than small talk, even when too weak to send it up.
+        const bool cue = f.code_hits > 0 || f.math_hits > 1 || f.reasoning_hits > 0 || f.depth_hits > 0;
         d.reason =
             f.message_bytes < k_short_chat_bytes && f.turns_so_far < 4 && !cue ? "short_chat" : "low_score";
     }
