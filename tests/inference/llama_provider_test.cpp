@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <fstream>
 
@@ -152,6 +155,43 @@ TEST(llama_provider, cancelling_a_stream_gives_its_slot_to_the_queued_request) {
     const auto stats = provider->engine().stats();
     EXPECT_LE(stats.max_steps_after_cancel, 1);
     EXPECT_EQ(stats.requests_admitted, 2u);
+}
+
+TEST(llama_provider, a_stalled_client_pauses_only_its_own_sequence) {
+    // The slow client stops reading after its first chunk until the fast one is done: its sequence
+    // must pause on its full chunk queue while the other keeps decoding.
+    auto provider =
+        make_llama_local_provider(tiny_model_config(2), {.ignore_eos = true, .channel_capacity = 2});
+    boost::asio::io_context io;
+    boost::asio::steady_timer release(io, boost::asio::steady_timer::time_point::max());
+    collected slow;
+    collected fast;
+    bool fast_done_before_slow_resumed = false;
+    chunk_sink slow_sink = [&](stream_chunk chunk) -> boost::asio::awaitable<void> {
+        slow.chunks.push_back(chunk);
+        if (slow.chunks.size() == 1) {
+            co_await release.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+            fast_done_before_slow_resumed = fast.done;
+        }
+    };
+    boost::asio::co_spawn(io, provider->stream(user_request("slow", 40), slow_sink),
+                          [&](std::exception_ptr e) {
+                              slow.error = e;
+                              slow.done = true;
+                          });
+    boost::asio::co_spawn(io, provider->stream(user_request("fast", 40), collect_into(fast)),
+                          [&](std::exception_ptr e) {
+                              fast.error = e;
+                              fast.done = true;
+                              release.cancel();
+                          });
+    run_all(io);
+    EXPECT_TRUE(fast_done_before_slow_resumed);
+    ASSERT_NE(fast.find(kind::usage), nullptr);
+    EXPECT_EQ(fast.find(kind::usage)->completion_tokens, 40);
+    ASSERT_NE(slow.find(kind::usage), nullptr);
+    EXPECT_EQ(slow.find(kind::usage)->completion_tokens, 40);
+    expect_well_formed(slow);
 }
 
 TEST(llama_provider, every_delta_is_valid_utf8) {
