@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "api/serve.h"
+#include "app/cmd_chat.h"
 #include "app/cmd_keys.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     serve->add_option("--listen", listen, "HOST:PORT (overrides server.listen)");
 
     sluice::add_keys_command(app, load);
+    sluice::add_chat_command(app);
 
     app.add_subcommand("version", "Print the version")->callback([] {
         std::cout << "sluice " << SLUICE_VERSION << "\n";
