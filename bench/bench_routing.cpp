@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "routing/features.h"
 #include "routing/orchestrator.h"
 #include "routing/policy.h"
 
@@ -49,6 +50,15 @@ void bm_decide_64k(benchmark::State& state) {
     decide(state, m);
 }
 
+// The feature pass alone, to see what the scoring adds on top.
+void bm_features_64k(benchmark::State& state) {
+    static const std::string m = long_message();
+    for (auto _ : state) {
+        auto f = sluice::extract_features(m, 2, 4000);
+        benchmark::DoNotOptimize(f);
+    }
+}
+
 class idle_provider : public sluice::provider {
   public:
     explicit idle_provider(sluice::model_config cfg) : cfg_(std::move(cfg)) {}
@@ -80,6 +90,7 @@ BENCHMARK(bm_decide_short);
 BENCHMARK(bm_decide_mmlu);
 BENCHMARK(bm_decide_code);
 BENCHMARK(bm_decide_64k);
+BENCHMARK(bm_features_64k);
 BENCHMARK(bm_plan);
 
 BENCHMARK_MAIN();

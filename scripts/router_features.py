@@ -61,6 +61,14 @@ def fnv1a32(data: bytes) -> int:
     return h
 
 
+def bigram_hash(first: int, second: int) -> int:
+    """Combines two unigram hashes (cheaper than hashing the bigram's bytes again)."""
+    h = ((first * 0x9E3779B1) & 0xFFFFFFFF) ^ second
+    h ^= h >> 15
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    return h ^ (h >> 13)
+
+
 def tokens(head: bytes):
     return _word_re.findall(head.lower())[:MAX_TOKENS]
 
@@ -69,9 +77,9 @@ def _cue_table():
     table = {}
     for category, words in CUES.items():
         for w in words:
-            parts = w.split(" ")
-            key = (b"u" + parts[0].encode()) if len(parts) == 1 else (b"b" + " ".join(parts).encode())
-            table.setdefault(fnv1a32(key), set()).add(category)
+            hashes = [fnv1a32(b"u" + part.encode()) for part in w.split(" ")]
+            key = hashes[0] if len(hashes) == 1 else bigram_hash(hashes[0], hashes[1])
+            table.setdefault(key, set()).add(category)
     return table
 
 
@@ -92,11 +100,11 @@ def features(message: str, turns_so_far: int = 0, conversation_chars: int = 0):
         for c in CUE_TABLE.get(h, ()):
             counts[c] += 1
         if prev is not None:
-            hb = fnv1a32(b"b" + prev + b" " + t)
+            hb = bigram_hash(prev, h)
             hashes.append(hb)
             for c in CUE_TABLE.get(hb, ()):
                 counts[c] += 1
-        prev = t
+        prev = h
     n = len(head)
     newlines = head.count(b"\n")
     fences = head.count(b"```")

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
 #include <unordered_map>
 
 #include "routing/router_model.h"
@@ -11,12 +10,56 @@ namespace sluice {
 
 namespace {
 
+constexpr std::uint32_t k_fnv_offset = 0x811C9DC5u;
 constexpr std::uint32_t k_fnv_prime = 0x01000193u;
 constexpr std::uint8_t k_cue_code = 1, k_cue_math = 2, k_cue_reasoning = 4, k_cue_depth = 8;
 
 std::uint32_t fnv_byte(std::uint32_t h, unsigned char c) {
     return (h ^ c) * k_fnv_prime;
 }
+
+// Must equal router_features.bigram_hash.
+std::uint32_t bigram_hash(std::uint32_t first, std::uint32_t second) {
+    std::uint32_t h = (first * 0x9E3779B1u) ^ second;
+    h ^= h >> 15;
+    h *= 0x85EBCA6Bu;
+    return h ^ (h >> 13);
+}
+
+// What each byte is, so one pass over the message computes every count.
+enum byte_class : std::uint8_t {
+    k_word = 1,  // [a-zA-Z0-9] or any non-ASCII byte: part of a token
+    k_digit = 2,
+    k_brace = 4,     // { } ;
+    k_operator = 8,  // = ^ + * / < >
+    k_non_ascii = 16,
+    k_newline = 32,
+    k_question = 64,
+};
+
+struct byte_tables {
+    std::array<std::uint8_t, 256> cls{};
+    std::array<unsigned char, 256> lower{};
+};
+
+constexpr byte_tables make_byte_tables() {
+    byte_tables t;
+    for (int c = 0; c < 256; ++c) {
+        std::uint8_t k = 0;
+        const bool upper = c >= 'A' && c <= 'Z';
+        if ((c >= 'a' && c <= 'z') || upper || (c >= '0' && c <= '9') || c >= 0x80) k |= k_word;
+        if (c >= '0' && c <= '9') k |= k_digit;
+        if (c == '{' || c == '}' || c == ';') k |= k_brace;
+        if (c == '=' || c == '^' || c == '+' || c == '*' || c == '/' || c == '<' || c == '>') k |= k_operator;
+        if (c >= 0x80) k |= k_non_ascii;
+        if (c == '\n') k |= k_newline;
+        if (c == '?') k |= k_question;
+        t.cls[c] = k;
+        t.lower[c] = static_cast<unsigned char>(upper ? c - 'A' + 'a' : c);
+    }
+    return t;
+}
+constexpr byte_tables k_bytes = make_byte_tables();
 
 // Full 32-bit hash -> cue categories. Keyed on the whole hash, not the bucket, so an ordinary word
 // that shares a bucket with a cue does not count as one. A 4096-bit filter on the low bits answers
@@ -33,28 +76,31 @@ struct cue_lookup {
     }
 };
 
+std::uint32_t unigram_hash(std::string_view word) {
+    return fnv1a32(word, fnv_byte(k_fnv_offset, 'u'));
+}
+
 const cue_lookup& cue_table() {
     static const auto table = [] {
         cue_lookup t;
         for (const auto& c : router_model::get().cues) {
             const std::string_view text = c.text;
-            const bool bigram = text.find(' ') != std::string_view::npos;
-            const std::uint32_t h = fnv1a32(text, fnv_byte(0x811C9DC5u, bigram ? 'b' : 'u'));
+            const auto space = text.find(' ');
+            const std::uint32_t h =
+                space == std::string_view::npos
+                    ? unigram_hash(text)
+                    : bigram_hash(unigram_hash(text.substr(0, space)), unigram_hash(text.substr(space + 1)));
             const std::string_view cat = c.category;
-            std::uint8_t bit = cat == "code"        ? k_cue_code
-                               : cat == "math"      ? k_cue_math
-                               : cat == "reasoning" ? k_cue_reasoning
-                                                    : k_cue_depth;
+            const std::uint8_t bit = cat == "code"        ? k_cue_code
+                                     : cat == "math"      ? k_cue_math
+                                     : cat == "reasoning" ? k_cue_reasoning
+                                                          : k_cue_depth;
             t.categories[h] |= bit;
             t.filter[(h >> 6) & 63] |= std::uint64_t{1} << (h & 63);
         }
         return t;
     }();
     return table;
-}
-
-bool is_word_byte(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80;
 }
 
 // Non-overlapping occurrences, as Python's bytes.count.
@@ -89,21 +135,9 @@ request_features extract_features(std::string_view message, int turns_so_far,
     f.message_bytes = message.size();
     f.turns_so_far = turns_so_far;
     f.conversation_chars = conversation_chars;
-
     const std::string_view head = message.substr(0, std::min(message.size(), model.max_bytes));
-    std::string lower(head);
-    for (char& c : lower) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
+    f.buckets.reserve(2 * std::min<std::size_t>(model.max_tokens, 1 + head.size() / 2));
 
-    int digits = 0, non_ascii = 0;
-    for (const char ch : lower) {
-        const auto c = static_cast<unsigned char>(ch);
-        digits += (c >= '0' && c <= '9');
-        non_ascii += (c >= 0x80);
-    }
-
-    f.buckets.reserve(2 * std::min<std::size_t>(model.max_tokens, 1 + lower.size() / 2));
     const auto count_cues = [&](std::uint32_t h) {
         const std::uint8_t c = cues.find(h);
         if (c == 0) return;
@@ -112,44 +146,49 @@ request_features extract_features(std::string_view message, int turns_so_far,
         f.reasoning_hits += (c & k_cue_reasoning) != 0;
         f.depth_hits += (c & k_cue_depth) != 0;
     };
-    const std::uint32_t unigram_seed = fnv_byte(0x811C9DC5u, 'u');
-    const std::uint32_t bigram_seed = fnv_byte(0x811C9DC5u, 'b');
-    std::string_view prev;
     std::size_t tokens = 0;
-    for (std::size_t i = 0; i < lower.size() && tokens < model.max_tokens;) {
-        if (!is_word_byte(static_cast<unsigned char>(lower[i]))) {
-            ++i;
-            continue;
-        }
-        std::size_t end = i;
-        while (end < lower.size() && is_word_byte(static_cast<unsigned char>(lower[end]))) ++end;
-        const std::string_view token(lower.data() + i, end - i);
-        i = end;
-        ++tokens;
-        const std::uint32_t hu = fnv1a32(token, unigram_seed);
-        f.buckets.push_back(hu & mask);
-        count_cues(hu);
-        if (!prev.empty()) {
-            const std::uint32_t hb = fnv1a32(token, fnv_byte(fnv1a32(prev, bigram_seed), ' '));
+    std::uint32_t prev = 0;
+    const std::uint32_t unigram_seed = fnv_byte(k_fnv_offset, 'u');
+    std::uint32_t h = unigram_seed;
+    bool in_token = false;
+    const auto end_token = [&] {
+        in_token = false;
+        if (tokens >= model.max_tokens) return;
+        f.buckets.push_back(h & mask);
+        count_cues(h);
+        if (tokens > 0) {
+            const std::uint32_t hb = bigram_hash(prev, h);
             f.buckets.push_back(hb & mask);
             count_cues(hb);
         }
-        prev = token;
-    }
+        prev = h;
+        ++tokens;
+    };
 
-    const std::string_view text = lower;
-    const int newlines = count_substr(text, "\n");
-    const int fences = count_substr(text, "```");
-    int braces = 0, operators = 0;
-    for (const char c : text) {
-        braces += (c == '{' || c == '}' || c == ';');
-        operators += (c == '=' || c == '^' || c == '+' || c == '*' || c == '/' || c == '<' || c == '>');
+    int digits = 0, non_ascii = 0, braces = 0, operators = 0, newlines = 0, questions = 0;
+    for (const char ch : head) {
+        const auto c = static_cast<unsigned char>(ch);
+        const std::uint8_t k = k_bytes.cls[c];
+        if (k & k_word) {
+            if (!in_token) h = unigram_seed;
+            in_token = true;
+            h = fnv_byte(h, k_bytes.lower[c]);
+            digits += (k & k_digit) != 0;
+            non_ascii += (k & k_non_ascii) != 0;
+        } else {
+            if (in_token) end_token();
+            braces += (k & k_brace) != 0;
+            operators += (k & k_operator) != 0;
+            newlines += (k & k_newline) != 0;
+            questions += (k & k_question) != 0;
+        }
     }
-    const int questions = count_substr(text, "?");
+    if (in_token) end_token();
+    const int fences = count_substr(head, "```");
     f.code_hits += braces + 4 * fences;
     f.math_hits += operators;
 
-    const double n = static_cast<double>(text.size());
+    const double n = static_cast<double>(head.size());
     auto set = [&f](dense_feature which, double value) { f.dense[static_cast<std::size_t>(which)] = value; };
     set(dense_feature::length,
         std::min(std::log1p(static_cast<double>(message.size())) / std::log(4097.0), 1.5));
