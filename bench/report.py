@@ -204,8 +204,9 @@ def generate(out):
         "",
         f"Run {m['date']} at commit `{m['commit']}`, profile `{m['profile']}`: **{m['nproc']} cores** "
         f"({m['cpu']}), {m['mem_gb']} GB, Linux {m['kernel']}; load average at the end {m['loadavg']} "
-        "(the machine is shared: other builds may have run during the measurement, so treat single "
-        "figures with care and compare the columns of one run).",
+        f"(the machine is shared: other builds may have run during the measurement, so the measured "
+        f"processes ran at nice {m.get('nice', 0)}; treat single figures with care and compare the "
+        "columns of one run).",
         "",
         "    make bench                       # short profile, under 10 minutes",
         "    BENCH_PROFILE=full bench/run.sh  # 60 s streams, longer overhead runs",
