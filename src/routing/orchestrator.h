@@ -18,6 +18,7 @@
 //                                               reason = "fallback:" + to_string(kind); next candidate
 //     }
 //     all candidates failed before a delta -> the last error (its code) goes to the client.
+//     the client went away -> report nothing (a half-open probe's claim lapses after circuit_open_s).
 //
 // Thread-safe: plan(), report_*() and models_status() may be called from any thread at once.
 #include <chrono>
