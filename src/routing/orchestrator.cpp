@@ -176,6 +176,7 @@ plan_outcome orchestrator::plan(const route_request& request) {
         const model_entry* e = find(candidates.front()->config().name);
         if (e && e->breaker->try_acquire()) break;
         candidates.erase(candidates.begin());
+        if (!reason.starts_with("fallback:")) reason = "fallback:circuit_open";
     }
     if (candidates.empty()) return fail(503, "no model available", retry_after());
     out.plan.role = candidates.front()->config().role;
