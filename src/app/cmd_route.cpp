@@ -1,6 +1,8 @@
 #include "app/cmd_route.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -56,10 +58,15 @@ int run_jsonl(const auto_policy& policy) {
             continue;
         }
         int turns = 0;
-        if (const auto* t = obj->if_contains("turns_so_far"); t && t->is_int64()) {
-            turns = static_cast<int>(t->as_int64());
+        std::size_t conversation_chars = 0;
+        if (const auto* t = obj->if_contains("turns_so_far"); t && t->is_int64() && t->as_int64() >= 0) {
+            turns = static_cast<int>(std::min<std::int64_t>(t->as_int64(), 1 << 20));
         }
-        std::cout << to_json(policy.decide(message->as_string(), turns)) << '\n';
+        if (const auto* c = obj->if_contains("conversation_chars");
+            c && c->is_int64() && c->as_int64() >= 0) {
+            conversation_chars = static_cast<std::size_t>(c->as_int64());
+        }
+        std::cout << to_json(policy.decide(message->as_string(), turns, conversation_chars)) << '\n';
     }
     std::cout.flush();
     return 0;
