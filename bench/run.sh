@@ -28,6 +28,7 @@ else
     T_OVERHEAD=3; T_RATE=4; T_STREAMS=12; CANCEL_N=200; T_RELAY=4
 fi
 STREAM_TOKENS=$((T_STREAMS * 20))  # 20 tokens/s each for the whole run
+SLOW_TOKENS=$((T_STREAMS * 2))     # 2 tokens/s: 10,000 streams that this machine can also serve directly
 
 # The machine is shared: builds may be running. A higher priority for the measured processes (all
 # children inherit it) keeps the comparison about the gateways rather than about the neighbours.
@@ -104,6 +105,7 @@ url = "sqlite://$TMP/sluice.db"
 EOF
     model bench bench
     model bench-paced "bench-i50-n$STREAM_TOKENS"
+    model bench-slow "bench-i500-n$SLOW_TOKENS"
     model bench-cancel bench-i10-n3000
     model bench-relay bench-n1000
     cat <<EOF
@@ -205,6 +207,7 @@ upstream_model() {  # the model name the upstream sees for a sluice model name
     case $1 in
         bench) echo bench ;;
         bench-paced) echo "bench-i50-n$STREAM_TOKENS" ;;
+        bench-slow) echo "bench-i500-n$SLOW_TOKENS" ;;
         bench-cancel) echo bench-i10-n3000 ;;
         bench-relay) echo bench-n1000 ;;
     esac
@@ -241,12 +244,13 @@ if want rate; then
 fi
 
 if want streams; then
-    for n in 1000 10000; do
-        threads=1
-        [ "$n" -gt 1000 ] && threads=2
+    # label streams model threads
+    for spec in "streams.1000 1000 bench-paced 1" "streams.10000 10000 bench-paced 2" \
+                "streams.10000slow 10000 bench-slow 2"; do
+        read -r label n model threads <<< "$spec"
         for t in $targets; do
             curl -s -X POST "$UP/_reset" > /dev/null
-            run "streams.$n" "$t" bench-paced true --connections "$n" --requests "$n" --ramp-s 3 \
+            run "$label" "$t" "$model" true --connections "$n" --requests "$n" --ramp-s 3 \
                 --duration $((T_STREAMS + 5)) --timeout-s $((T_STREAMS + 30)) --threads "$threads"
             sleep 2  # let sockets in TIME_WAIT and the gateway's pools settle
         done
