@@ -36,9 +36,11 @@ struct openai_chat_request {
 // Validates the body as OpenAI does (400 with a message naming the field); unknown fields are ignored.
 std::variant<openai_chat_request, api_error> parse_openai_chat_request(std::string_view body);
 
-// {"error": {"message", "type", "code", "param": null}} with OpenAI's type and code for `error.code`.
-std::string openai_error_json(const api_error& error);
-http_response openai_error_response(const http_request& request, const api_error& error);
+// {"error": {"message", "type", "code", "param": null}} with OpenAI's type and code for `error.code`
+// (`code` overrides the code string, e.g. "model_not_found").
+std::string openai_error_json(const api_error& error, std::string_view code = {});
+http_response openai_error_response(const http_request& request, const api_error& error,
+                                    std::string_view code = {});
 
 // The chunk and completion objects, exactly as OpenAI sends them.
 struct openai_stream_ids {

@@ -233,21 +233,23 @@ std::variant<openai_chat_request, api_error> parse_openai_chat_request(std::stri
     return request;
 }
 
-std::string openai_error_json(const api_error& error) {
-    const auto [type, code] = error_kind(error.code);
+std::string openai_error_json(const api_error& error, std::string_view code_override) {
+    auto [type, code] = error_kind(error.code);
+    if (!code_override.empty()) code = code_override;
     return json::serialize(json::object{
         {"error",
          json::object{{"message", error.message}, {"type", type}, {"param", nullptr}, {"code", code}}}});
 }
 
-http_response openai_error_response(const http_request& request, const api_error& error) {
+http_response openai_error_response(const http_request& request, const api_error& error,
+                                    std::string_view code) {
     const int status = error.code >= 400 && error.code <= 599 ? error.code : 500;
     http_response res{static_cast<http_status>(status), request.version()};
     res.set(boost::beast::http::field::content_type, "application/json");
     if (error.retry_after_s > 0)
         res.set(boost::beast::http::field::retry_after, std::to_string(error.retry_after_s));
     res.keep_alive(request.keep_alive());
-    res.body() = openai_error_json(error);
+    res.body() = openai_error_json(error, code);
     res.prepare_payload();
     return res;
 }

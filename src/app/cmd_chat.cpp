@@ -193,7 +193,9 @@ class chat_client {
         std::string plain_body;  // a non-SSE answer (a proxy's error page, a 404): kept for the message
         sse_parser events;
         char piece[8192];
-        while (!parser.is_done() && !done_seen_) {
+        // Read to the end of the response even after [DONE] (its last chunk follows at once), so the
+        // server sees a clean exchange rather than a client that left mid-response.
+        while (!parser.is_done()) {
             parser.get().body().data = piece;
             parser.get().body().size = sizeof piece;
             lowest_->expires_after(k_idle_timeout);
