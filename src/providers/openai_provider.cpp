@@ -61,8 +61,9 @@ class openai_provider final : public provider {
 
         auto opened = co_await endpoint_.client->open(build_request(request));
         if (opened.error) {
-            if (opened.error.kind != upstream_failure::cancelled && !co_await caller_cancelled())
-                co_await sink(upstream_failure_chunk(opened.error, cfg_, false));
+            if (opened.error.kind == upstream_failure::cancelled) co_return;
+            if (co_await caller_cancelled()) co_return;
+            co_await sink(upstream_failure_chunk(opened.error, cfg_, false));
             co_return;
         }
         auto& response = *opened.response;
@@ -118,7 +119,8 @@ class openai_provider final : public provider {
             if (response.done()) break;
             auto error = co_await response.read_some(piece);
             if (error) {
-                if (error.kind == upstream_failure::cancelled || co_await caller_cancelled()) co_return;
+                if (error.kind == upstream_failure::cancelled) co_return;
+                if (co_await caller_cancelled()) co_return;
                 co_await sink(upstream_failure_chunk(error, cfg_, state.deltas > 0));
                 co_return;
             }
@@ -150,7 +152,10 @@ class openai_provider final : public provider {
         }
         co_await sink(stream_chunk::usage(state.prompt_tokens, state.completion_tokens));
         if (co_await caller_cancelled()) co_return;
-        co_await sink(stream_chunk::finish(state.finish_reason.empty() ? "stop" : state.finish_reason));
+        // g++ 12 miscompiles a class temporary made by ?: inside a co_await expression (the string
+        // ends up pointing into the dead coroutine frame), so the reason is a named local.
+        std::string reason = state.finish_reason.empty() ? "stop" : state.finish_reason;
+        co_await sink(stream_chunk::finish(std::move(reason)));
         // Read the end of the chunked body so that the connection can go back to the pool.
         for (int reads = 0; reads < 2 && !response.done(); ++reads)
             if (co_await response.read_some(piece)) break;

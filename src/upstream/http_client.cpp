@@ -114,8 +114,12 @@ net::awaitable<open_result> http_client::open(upstream_request request) {
             parser->body_limit(boost::none);  // a stream is as long as the upstream makes it
             auto& link = *held.connection;
             link.tcp().expires_at(phase_deadline(options_.first_byte_timeout, whole_deadline, total));
-            error_code ec = link.tls ? co_await exchange_head(*link.tls, link.buffer, message, *parser)
-                                     : co_await exchange_head(*link.plain, link.buffer, message, *parser);
+            error_code ec;
+            if (link.tls) {
+                ec = co_await exchange_head(*link.tls, link.buffer, message, *parser);
+            } else {
+                ec = co_await exchange_head(*link.plain, link.buffer, message, *parser);
+            }
             if (co_await is_cancelled())
                 co_return open_result{nullptr, {upstream_failure::cancelled, "cancelled by the caller"}};
             if (!ec) {
@@ -217,9 +221,14 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
         for (;;) {
             bool total = false;
             connection_->tcp().expires_at(phase_deadline(options_.idle_timeout, deadline_, total));
-            auto [ec, got] = connection_->tls
-                                 ? co_await read_piece(*connection_->tls, piece.data(), piece.size())
-                                 : co_await read_piece(*connection_->plain, piece.data(), piece.size());
+            // No co_await inside ?: or && here: g++ 12 miscompiles temporaries there (see openai_provider).
+            std::pair<error_code, std::size_t> outcome;
+            if (connection_->tls) {
+                outcome = co_await read_piece(*connection_->tls, piece.data(), piece.size());
+            } else {
+                outcome = co_await read_piece(*connection_->plain, piece.data(), piece.size());
+            }
+            auto [ec, got] = outcome;
             out.append(piece.data(), got);
             if (co_await is_cancelled()) {
                 abort();

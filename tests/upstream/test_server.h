@@ -95,4 +95,15 @@ T run(net::io_context& io, net::awaitable<T> operation) {
     return std::move(*result);
 }
 
+inline void run(net::io_context& io, net::awaitable<void> operation) {
+    std::exception_ptr error;
+    net::co_spawn(io, std::move(operation), [&](std::exception_ptr e) {
+        error = e;
+        io.stop();
+    });
+    io.restart();
+    io.run();
+    if (error) std::rethrow_exception(error);
+}
+
 }  // namespace sluice::testing
