@@ -1,13 +1,109 @@
-// `sluice serve`: wiring of store, providers and the HTTP server (being built).
+// `sluice serve`: opens the store, builds one provider per configured model, registers the
+// endpoints and runs the HTTP server until SIGINT/SIGTERM.
 #include "api/serve.h"
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+
+#include "api/app.h"
+#include "api/chat_api.h"
+#include "api/ops_api.h"
+#include "core/ids.h"
+#include "http/auth.h"
+#include "http/server.h"
+#include "inference/llama_provider.h"
+#include "inference/tiny_model.h"
+#include "providers/openai_provider.h"
+#include "store/store.h"
+
 namespace sluice {
 
+namespace {
+
+// Store round trips run here, never on an io thread.
+constexpr std::size_t k_store_threads = 2;
+constexpr const char* k_data_dir = "sluice-data";
+
+// When the store holds no key, `make run` would be useless without one: make one and show it once.
+void ensure_first_key(store& db) {
+    if (!db.list_keys().empty()) return;
+    const std::string key = generate_api_key();
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    db.create_key({.id = new_id("key_"), .name = "default", .hash = sha256_hex(key), .created_ms = now});
+    std::cout << "sluice: created API key " << key << std::endl;
+}
+
+std::vector<provider_ptr> make_providers(const config& cfg, boost::asio::any_io_executor executor) {
+    std::vector<provider_ptr> providers;
+    for (const auto& model : cfg.models) {
+        if (model.provider == "llama") {
+            model_config local = model;
+            if (local.path.empty()) {
+                local.path = ensure_demo_model(k_data_dir).string();
+                spdlog::info("model {}: no path configured, using the tiny demo model {} (random weights)",
+                             model.name, local.path);
+            }
+            providers.push_back(make_llama_provider(local));
+        } else {
+            providers.push_back(make_openai_provider(model, executor));
+        }
+        spdlog::info("model {} ({}, {})", model.name, to_string(model.role), model.provider);
+    }
+    return providers;
+}
+
+}  // namespace
+
 int run_serve(const config& cfg) {
-    spdlog::error("serve is not implemented yet (listen {})", cfg.server.listen);
-    return 1;
+    spdlog::info("sluice serve: config from {}", cfg.source);
+    std::unique_ptr<store> db;
+    try {
+        db = open_store(cfg.store);
+        ensure_first_key(*db);
+    } catch (const std::exception& e) {
+        spdlog::error("cannot open the store {}: {}", cfg.store.url, e.what());
+        return 1;
+    }
+
+    boost::asio::thread_pool store_pool{k_store_threads};
+    authenticator auth{*db, store_pool};
+    router routes{&auth};
+    http_server server{cfg.server, routes};
+    bool clean = false;
+    {
+        // Providers go before the server's io_context, while it can still close their sockets.
+        app_context app{cfg, *db, store_pool, {}};
+        try {
+            app.providers = make_providers(cfg, server.io_context().get_executor());
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+            return 1;
+        }
+        add_ops_routes(routes, app);
+        add_chat_routes(routes, app);
+        try {
+            server.listen();
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+            return 1;
+        }
+        clean = server.run();
+        store_pool.join();
+        if (!clean) {
+            // Streams were cut while their coroutines still hold provider state: leave without
+            // unwinding them (the store work above has finished).
+            spdlog::warn("exiting with streams cut");
+            spdlog::default_logger()->flush();
+            std::_Exit(0);
+        }
+    }
+    return 0;
 }
 
 }  // namespace sluice

@@ -1,0 +1,202 @@
+#include "api/chat_api.h"
+
+// GCC 12 misreads Asio's awaitable frame allocator after inlining a coroutine here (a false
+// positive: frames are allocated and freed by the same awaitable_frame_base operators).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+#include <spdlog/spdlog.h>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/json/parse.hpp>
+#include <chrono>
+
+#include "api/model_select.h"
+#include "api/seed_request.h"
+#include "api/stream_relay.h"
+#include "core/blocking.h"
+#include "core/ids.h"
+
+namespace sluice {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The session_id of a body, when it has a valid one; for error events sent before validation.
+std::string session_id_of(std::string_view body) {
+    boost::system::error_code ec;
+    auto root = boost::json::parse(body, ec);
+    if (ec || !root.is_object()) return {};
+    const auto* id = root.get_object().if_contains("session_id");
+    if (!id || !id->is_string() || !is_valid_session_id(id->get_string())) return {};
+    return std::string(id->get_string());
+}
+
+bool accepts_event_stream(const http_request& request) {
+    auto it = request.find(http::field::accept);
+    return it != request.end() &&
+           std::string_view{it->value()}.find("text/event-stream") != std::string_view::npos;
+}
+
+http_response json_seed_error(const http_request& request, const api_error& error,
+                              std::string_view session_id) {
+    http_response res{static_cast<http_status>(error.code), request.version()};
+    res.set(http::field::content_type, "application/json");
+    if (error.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(error.retry_after_s));
+    res.body() = error_event_json(error, session_id);
+    return res;
+}
+
+// POST /api/v1/chat answers errors as JSON, unless the client asked for a stream.
+http_response seed_chat_error(const http_request& request, const api_error& error) {
+    if (accepts_event_stream(request) || body_requests_stream(request.body()))
+        return seed_sse_error(request, error);
+    return json_seed_error(request, error, session_id_of(request.body()));
+}
+
+struct turn_record {
+    std::string key_id;
+    std::string session_id;
+    std::string user_message;
+    std::string model;
+};
+
+// Stores the user turn and the answer (whatever ended it), and counts the usage.
+net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stream_outcome& out) {
+    const bool answered = !(out.error && out.text.empty() && !out.client_gone);
+    const auto now = now_ms();
+    std::vector<stored_message> messages;
+    if (answered) {
+        messages.push_back({.role = "user", .content = turn.user_message, .created_ms = now});
+        messages.push_back({.role = "assistant",
+                            .content = out.text,
+                            .model = turn.model,
+                            .prompt_tokens = out.prompt_tokens,
+                            .completion_tokens = out.completion_tokens,
+                            .finish_reason = out.finish_reason,
+                            .created_ms = now});
+    }
+    usage_delta usage{.key_id = turn.key_id,
+                      .model = turn.model,
+                      .requests = 1,
+                      .prompt_tokens = out.prompt_tokens,
+                      .completion_tokens = out.completion_tokens,
+                      .cancelled = out.finish_reason == "cancelled" ? 1 : 0,
+                      .errors = out.error ? 1 : 0};
+    co_await run_blocking(app.store_pool, [&app, &turn, &messages, &usage] {
+        if (!messages.empty()) app.db.append_messages(turn.session_id, turn.key_id, messages);
+        app.db.record_usage(usage);
+    });
+}
+
+net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_stream) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto& request = ex.request();
+    auto parsed = parse_seed_request(request.body(), app.cfg.models);
+    if (auto* error = std::get_if<api_error>(&parsed)) {
+        auto res = always_stream ? seed_sse_error(request, *error) : seed_chat_error(request, *error);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    auto& seed = std::get<seed_request>(parsed);
+    const bool streaming = always_stream || seed.stream;
+    std::string session_id = seed.session_id.value_or(new_id("s_"));
+    auto fail = [&](const api_error& error) {
+        if (streaming) {
+            return sse_error_response(static_cast<http_status>(error.code),
+                                      error_event_json(error, session_id), error.retry_after_s,
+                                      request.version(), request.keep_alive());
+        }
+        return json_seed_error(request, error, session_id);
+    };
+
+    auto choice = choose_model(app, seed.preferred_model, seed.model_type);
+    if (auto* error = std::get_if<api_error>(&choice)) {
+        auto res = fail(*error);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    const auto& chosen = std::get<model_choice>(choice);
+    const model_config& model_cfg = app.cfg.models[chosen.index];
+    provider& model = *app.providers[chosen.index];
+    const std::string key_id = ex.key() ? ex.key()->id : std::string{};
+
+    // Session memory: only the key that made a session may continue it.
+    std::vector<stored_message> history;
+    std::optional<api_error> session_error;
+    try {
+        auto owner = co_await run_blocking(app.store_pool, [&] { return app.db.session_owner(session_id); });
+        if (owner && !constant_time_equal(*owner, key_id)) {
+            session_error = api_error{.code = 404, .message = "session not found"};
+        } else if (owner) {
+            history = co_await run_blocking(app.store_pool, [&] { return app.db.load_messages(session_id); });
+        }
+    } catch (const std::exception& e) {
+        spdlog::warn("session {}: store failed: {}", session_id, e.what());
+        session_error = api_error{.code = 503, .message = "the session store is unavailable"};
+    }
+    if (session_error) {
+        auto res = fail(*session_error);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+
+    chat_request chat;
+    if (!app.cfg.server.system_prompt.empty())
+        chat.messages.push_back({"system", app.cfg.server.system_prompt});
+    for (auto& message : history) {
+        if (message.role == "system" || message.content.empty()) continue;
+        chat.messages.push_back({std::move(message.role), std::move(message.content)});
+    }
+    chat.messages.push_back({"user", seed.message});
+    chat.params.max_tokens =
+        std::min(seed.max_tokens.value_or(k_default_max_tokens), model_token_limit(model_cfg));
+    chat.params.temperature = seed.temperature.value_or(k_default_temperature);
+
+    stream_identity identity{.session_id = session_id,
+                             .model_used = std::string(to_string(model_cfg.role)),
+                             .model = model_cfg.name,
+                             .route_reason = chosen.reason,
+                             .route_score = chosen.score};
+    relay_options options{.heartbeat_interval = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
+                          .request_timeout = std::chrono::seconds{app.cfg.server.request_timeout_s},
+                          .streaming = streaming};
+    stream_outcome outcome;
+    turn_record turn{
+        .key_id = key_id, .session_id = session_id, .user_message = seed.message, .model = model_cfg.name};
+    // Named: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
+    outcome_hook persist = [&app, turn](const stream_outcome& out) { return persist_turn(app, turn, out); };
+    co_await relay_stream(ex, model, chat, identity, options, outcome, persist);
+
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    spdlog::info("chat key={} session={} model={} finish={} tokens={}+{} {} ms{}", key_id, session_id,
+                 model_cfg.name, outcome.finish_reason, outcome.prompt_tokens, outcome.completion_tokens,
+                 elapsed.count(), outcome.error ? " error: " + outcome.error->message : std::string{});
+}
+
+}  // namespace
+
+http_response seed_sse_error(const http_request& request, const api_error& error) {
+    return sse_error_response(static_cast<http_status>(error.code),
+                              error_event_json(error, session_id_of(request.body())), error.retry_after_s,
+                              request.version(), request.keep_alive());
+}
+
+void add_chat_routes(router& routes, app_context& app) {
+    routes.add(http_verb::post, "/api/v1/chat/stream",
+               [&app](exchange& ex) { return handle_chat(app, ex, true); }, {.format_error = seed_sse_error});
+    routes.add(http_verb::post, "/api/v1/chat", [&app](exchange& ex) { return handle_chat(app, ex, false); },
+               {.format_error = seed_chat_error});
+}
+
+}  // namespace sluice

@@ -1,0 +1,65 @@
+#include "api/ops_api.h"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "core/blocking.h"
+
+namespace sluice {
+
+namespace net = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+net::awaitable<void> healthz(exchange& ex) {
+    std::string body = R"({"status":"ok"})";
+    co_await ex.respond_json(http_status::ok, std::move(body));
+}
+
+net::awaitable<void> readyz(app_context& app, exchange& ex) {
+    bool store_ok = false;
+    try {
+        store_ok = co_await run_blocking(app.store_pool, [&app] { return app.db.healthy(); });
+    } catch (const std::exception&) {
+        store_ok = false;
+    }
+    bool any_model = false;
+    for (const auto& p : app.providers) any_model = any_model || p->status().available;
+    json::object body{{"status", store_ok ? "ready" : "not ready"},
+                      {"store", store_ok ? "ok" : "unavailable"},
+                      {"models_available", any_model}};
+    auto text = json::serialize(body);
+    co_await ex.respond_json(store_ok ? http_status::ok : http_status::service_unavailable, std::move(text));
+}
+
+net::awaitable<void> models(app_context& app, exchange& ex) {
+    json::array list;
+    for (std::size_t i = 0; i < app.cfg.models.size(); ++i) {
+        const auto& cfg = app.cfg.models[i];
+        auto status = app.providers[i]->status();
+        json::object entry{{"name", cfg.name},
+                           {"role", to_string(cfg.role)},
+                           {"provider", cfg.provider},
+                           {"available", status.available},
+                           {"queue_depth", status.queue_depth},
+                           {"active", status.active}};
+        if (!status.detail.empty()) entry["detail"] = status.detail;
+        list.push_back(std::move(entry));
+    }
+    json::object body;
+    body["models"] = std::move(list);
+    auto text = json::serialize(body);
+    co_await ex.respond_json(http_status::ok, std::move(text));
+}
+
+}  // namespace
+
+void add_ops_routes(router& routes, app_context& app) {
+    routes.add(http_verb::get, "/healthz", healthz, {.needs_auth = false});
+    routes.add(http_verb::get, "/readyz", [&app](exchange& ex) { return readyz(app, ex); });
+    routes.add(http_verb::get, "/api/v1/models", [&app](exchange& ex) { return models(app, ex); });
+}
+
+}  // namespace sluice

@@ -1,0 +1,10 @@
+#pragma once
+// Operational endpoints: GET /healthz (no key), GET /readyz, GET /api/v1/models.
+#include "api/app.h"
+#include "http/router.h"
+
+namespace sluice {
+
+void add_ops_routes(router& routes, app_context& app);
+
+}  // namespace sluice

@@ -1,0 +1,66 @@
+#pragma once
+// The streaming core: a provider runs as a producer coroutine pushing stream_chunk values into a
+// small bounded channel; the writer loop takes one at a time and writes its event before taking the
+// next (backpressure), sending `: ping` whenever nothing arrived for heartbeat_interval (the wait
+// for the first token counts). A pending read on the client socket races the whole operation: when
+// the client leaves, everything (the provider included) is cancelled at once through the
+// coroutines' cancellation slots. So is everything when the request deadline passes.
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/api_error.h"
+#include "core/chat.h"
+#include "http/exchange.h"
+#include "providers/provider.h"
+
+namespace sluice {
+
+// Who answers, as every event states it.
+struct stream_identity {
+    std::string session_id;
+    std::string model_used;  // the role
+    std::string model;       // the configured name
+    std::string route_reason;
+    double route_score = 0.0;
+};
+
+// Lives outside the cancelled coroutines, so what happened can be stored whatever ended the stream.
+struct stream_outcome {
+    std::string text;  // what reached the client
+    int prompt_tokens = 0;
+    int completion_tokens = 0;
+    bool usage_reported = false;  // by the provider; otherwise estimated with count_tokens
+    std::string finish_reason;    // stop | length | cancelled | error
+    std::optional<api_error> error;
+    bool first_byte_sent = false;  // of the response: after this an error can only be in-band
+    bool client_gone = false;
+    bool timed_out = false;
+};
+
+struct relay_options {
+    std::chrono::milliseconds heartbeat_interval{15000};
+    std::chrono::milliseconds request_timeout{300000};
+    bool streaming = true;  // false: collect the answer, then one JSON object (POST /api/v1/chat)
+};
+
+// Called exactly once with the final outcome: before the last event goes out (so a follow-up
+// request on the same session already sees this turn), or after the stream when it was cut.
+using outcome_hook = std::function<boost::asio::awaitable<void>(const stream_outcome&)>;
+
+boost::asio::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_request& request,
+                                          const stream_identity& identity, const relay_options& options,
+                                          stream_outcome& outcome, outcome_hook on_final);
+
+// The seed wire format (SPEC §3).
+std::string delta_event_json(const stream_identity& identity, std::string_view content);
+std::string final_event_json(const stream_identity& identity, const stream_outcome& outcome);
+// {"error","code","content":"","session_id"} (+ model_used/model when `identity` is given).
+std::string error_event_json(const api_error& error, std::string_view session_id,
+                             const stream_identity* identity = nullptr);
+// The POST /api/v1/chat answer: {content, session_id, model_used, model, finish_reason, usage, route}.
+std::string chat_response_json(const stream_identity& identity, const stream_outcome& outcome);
+
+}  // namespace sluice

@@ -1,0 +1,97 @@
+#include "http/exchange.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/system/system_error.hpp>
+
+namespace sluice {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+// Bytes a client may pipeline while its previous request streams; past this we stop reading (and
+// so stop noticing a disconnect until a write fails) rather than buffer without bound.
+constexpr std::size_t k_max_pipelined_bytes = 64 * 1024;
+}  // namespace
+
+exchange::exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer, http_request request,
+                   bool keep_alive)
+    : stream_(stream), buffer_(buffer), request_(std::move(request)), keep_alive_(keep_alive) {}
+
+std::string_view exchange::path() const {
+    std::string_view target = request_.target();
+    return target.substr(0, target.find('?'));
+}
+
+std::string_view exchange::query() const {
+    std::string_view target = request_.target();
+    auto pos = target.find('?');
+    return pos == std::string_view::npos ? std::string_view{} : target.substr(pos + 1);
+}
+
+std::string_view exchange::param(std::string_view name) const {
+    auto it = params_.find(name);
+    return it == params_.end() ? std::string_view{} : std::string_view{it->second};
+}
+
+bool exchange::reusable() const {
+    if (!keep_alive_ || peer_gone_ || write_failed_) return false;
+    if (sse_ && sse_->started()) return sse_->finished() && !sse_->broken();
+    return responded_;
+}
+
+net::awaitable<void> exchange::respond(http_response res) {
+    if (responded()) throw std::logic_error("exchange: response already sent");
+    responded_ = true;
+    res.version(request_.version());
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream_, res, net::as_tuple(net::use_awaitable));
+    if (ec) {
+        write_failed_ = true;
+        throw boost::system::system_error(ec, "response write");
+    }
+}
+
+net::awaitable<void> exchange::respond_json(http_status status, std::string body) {
+    http_response res{status, request_.version()};
+    res.set(http::field::content_type, "application/json");
+    res.body() = std::move(body);
+    co_await respond(std::move(res));
+}
+
+sse_writer::header exchange::sse_head(http_status status) const {
+    sse_writer::header head{status, request_.version()};
+    head.keep_alive(keep_alive_);
+    return head;
+}
+
+sse_writer& exchange::open_sse(sse_writer::header head) {
+    if (responded()) throw std::logic_error("exchange: response already sent");
+    head.keep_alive(keep_alive_);
+    return sse_.emplace(stream_, std::move(head));
+}
+
+net::awaitable<void> exchange::wait_for_disconnect() {
+    for (;;) {
+        if (buffer_.size() >= k_max_pipelined_bytes) {
+            net::steady_timer forever{co_await net::this_coro::executor,
+                                      net::steady_timer::time_point::max()};
+            co_await forever.async_wait(net::use_awaitable);
+        }
+        auto [ec, n] =
+            co_await stream_.async_read_some(buffer_.prepare(4096), net::as_tuple(net::use_awaitable));
+        if (ec == net::error::operation_aborted) throw boost::system::system_error(ec);
+        if (ec) {
+            peer_gone_ = true;
+            co_return;
+        }
+        buffer_.commit(n);
+    }
+}
+
+}  // namespace sluice

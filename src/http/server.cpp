@@ -1,0 +1,363 @@
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include "http/exchange.h"
+
+namespace sluice {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+constexpr std::size_t k_header_limit = 16 * 1024;
+constexpr auto k_error_write_timeout = std::chrono::seconds{5};
+constexpr auto k_linger = std::chrono::seconds{1};
+constexpr std::size_t k_max_linger_bytes = 4 * 1024 * 1024;
+constexpr auto k_cut_timeout = std::chrono::seconds{2};
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+}  // namespace
+
+tcp::endpoint parse_listen_address(const std::string& listen) {
+    auto colon = listen.rfind(':');
+    if (colon == std::string::npos || colon + 1 == listen.size()) {
+        throw config_error("server.listen = \"" + listen + "\" is not allowed: expected HOST:PORT");
+    }
+    std::string host = listen.substr(0, colon);
+    std::string port_text = listen.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    unsigned long port = 0;
+    try {
+        std::size_t used = 0;
+        port = std::stoul(port_text, &used);
+        if (used != port_text.size() || port > 65535) throw std::out_of_range("port");
+    } catch (const std::exception&) {
+        throw config_error("server.listen = \"" + listen + "\" is not allowed: the port must be 0..65535");
+    }
+    if (host.empty()) host = "0.0.0.0";
+    boost::system::error_code ec;
+    auto address = net::ip::make_address(host, ec);
+    if (!ec) return {address, static_cast<unsigned short>(port)};
+    net::io_context io;
+    tcp::resolver resolver{io};
+    auto results = resolver.resolve(host, port_text, ec);
+    if (ec || results.empty()) {
+        throw config_error("server.listen = \"" + listen + "\": cannot resolve host " + host);
+    }
+    return results.begin()->endpoint();
+}
+
+std::string format_endpoint(const tcp::endpoint& endpoint) {
+    auto address = endpoint.address().to_string();
+    if (endpoint.address().is_v6()) address = "[" + address + "]";
+    return address + ":" + std::to_string(endpoint.port());
+}
+
+http_server::http_server(const server_config& cfg, const router& routes)
+    : cfg_(cfg),
+      routes_(routes),
+      control_(net::make_strand(io_)),
+      acceptor_(control_),
+      signals_(control_),
+      grace_timer_(control_) {}
+
+http_server::~http_server() = default;
+
+void http_server::listen() {
+    auto endpoint = parse_listen_address(cfg_.listen);
+    boost::system::error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on " + cfg_.listen + ": " + ec.message());
+    bound_ = acceptor_.local_endpoint();
+    spdlog::info("listening on {}", format_endpoint(bound_));
+}
+
+bool http_server::run(bool handle_signals) {
+    if (handle_signals) {
+        signals_.add(SIGINT);
+        signals_.add(SIGTERM);
+        // The first signal drains; a second one stops at once.
+        signals_.async_wait([this](boost::system::error_code ec, int signal) {
+            if (ec) return;
+            spdlog::info("signal {}: shutting down", signal);
+            begin_shutdown();
+            signals_.async_wait([this](boost::system::error_code ec2, int) {
+                if (!ec2) {
+                    cut_ = true;
+                    io_.stop();
+                }
+            });
+        });
+    }
+    net::co_spawn(control_, accept_loop(), [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("accept loop failed: {}", ex.what());
+        }
+    });
+    unsigned threads =
+        cfg_.io_threads > 0 ? static_cast<unsigned>(cfg_.io_threads) : std::thread::hardware_concurrency();
+    if (threads == 0) threads = 1;
+    std::vector<std::thread> pool;
+    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { io_.run(); });
+    io_.run();
+    for (auto& t : pool) t.join();
+    std::lock_guard lock{connections_mutex_};
+    const bool clean = !cut_ && connections_.empty();
+    spdlog::info("server stopped");
+    return clean;
+}
+
+void http_server::stop() {
+    net::post(control_, [this] { begin_shutdown(); });
+}
+
+void http_server::begin_shutdown() {
+    if (draining_.exchange(true)) return;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    std::vector<slot_ptr> open;
+    {
+        std::lock_guard lock{connections_mutex_};
+        open.assign(connections_.begin(), connections_.end());
+    }
+    if (open.empty()) {
+        io_.stop();
+        return;
+    }
+    spdlog::info("not accepting connections; {} open, streams get {} s to finish", open.size(),
+                 cfg_.shutdown_grace_s);
+    for (auto& slot : open) {
+        // Idle keep-alive connections go now; busy ones close after their response.
+        net::post(slot->strand, [slot] {
+            if (!slot->busy) slot->cancel.emit(net::cancellation_type::terminal);
+        });
+    }
+    grace_timer_.expires_after(std::chrono::seconds{cfg_.shutdown_grace_s});
+    grace_timer_.async_wait([this](boost::system::error_code ec2) {
+        if (!ec2) cut_remaining();
+    });
+}
+
+void http_server::cut_remaining() {
+    std::vector<slot_ptr> open;
+    {
+        std::lock_guard lock{connections_mutex_};
+        open.assign(connections_.begin(), connections_.end());
+    }
+    spdlog::warn("shutdown grace over: cutting {} connection(s)", open.size());
+    for (auto& slot : open) {
+        net::post(slot->strand, [slot] { slot->cancel.emit(net::cancellation_type::terminal); });
+    }
+    grace_timer_.expires_after(k_cut_timeout);
+    grace_timer_.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        cut_ = true;
+        io_.stop();
+    });
+}
+
+void http_server::connection_done(const slot_ptr& slot) {
+    bool last = false;
+    {
+        std::lock_guard lock{connections_mutex_};
+        connections_.remove(slot);
+        last = draining_ && connections_.empty();
+    }
+    if (last) {
+        net::post(control_, [this] {
+            grace_timer_.cancel();
+            io_.stop();
+        });
+    }
+}
+
+net::awaitable<void> http_server::accept_loop() {
+    for (;;) {
+        auto [ec, socket] =
+            co_await acceptor_.async_accept(net::make_strand(io_), net::as_tuple(net::use_awaitable));
+        if (ec) {
+            if (!acceptor_.is_open() || ec == net::error::operation_aborted) co_return;
+            spdlog::warn("accept failed: {}", ec.message());
+            if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
+                net::steady_timer pause{control_, std::chrono::milliseconds{100}};
+                co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+            }
+            continue;
+        }
+        boost::system::error_code opt_ec;
+        socket.set_option(tcp::no_delay(true), opt_ec);  // SSE events must not wait for Nagle
+        auto slot = std::make_shared<connection_slot>();
+        slot->strand = socket.get_executor();
+        {
+            std::lock_guard lock{connections_mutex_};
+            if (connections_.size() >= cfg_.max_connections) {
+                spdlog::warn("connection limit {} reached: refusing a connection", cfg_.max_connections);
+                socket.close(opt_ec);
+                continue;
+            }
+            connections_.push_back(slot);
+        }
+        net::co_spawn(slot->strand, serve_connection(slot, beast::tcp_stream{std::move(socket)}),
+                      net::bind_cancellation_slot(slot->cancel.slot(), [this, slot](std::exception_ptr e) {
+                          if (e) {
+                              try {
+                                  std::rethrow_exception(e);
+                              } catch (const std::exception& ex) {
+                                  spdlog::debug("connection ended: {}", ex.what());
+                              }
+                          }
+                          connection_done(slot);
+                      }));
+    }
+}
+
+net::awaitable<void> http_server::serve_connection(slot_ptr slot, beast::tcp_stream stream) {
+    beast::flat_buffer buffer;
+    const auto idle_timeout = std::chrono::seconds{cfg_.idle_timeout_s};
+    const auto header_timeout = std::chrono::seconds{cfg_.header_timeout_s};
+    try {
+        for (;;) {
+            slot->busy = false;
+            if (draining_) break;
+            if (buffer.size() == 0) {
+                stream.expires_after(idle_timeout);
+                auto [ec, n] =
+                    co_await stream.async_read_some(buffer.prepare(8192), net::as_tuple(net::use_awaitable));
+                if (ec) break;  // closed, idle too long, or shutting down
+                buffer.commit(n);
+            }
+            slot->busy = true;
+            const auto started = std::chrono::steady_clock::now();
+
+            http::request_parser<http::string_body> parser;
+            parser.header_limit(k_header_limit);
+            parser.body_limit(cfg_.max_body_bytes);
+            stream.expires_after(header_timeout);
+            auto [ec, n] =
+                co_await http::async_read_header(stream, buffer, parser, net::as_tuple(net::use_awaitable));
+            if (ec == http::error::body_limit) {
+                const auto error = too_large_error();
+                co_await reject(stream, buffer, parser.get(), error);
+                break;
+            }
+            if (ec) {
+                if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+                    ec == net::error::eof || ec == net::error::operation_aborted ||
+                    ec == net::error::connection_reset) {
+                    break;
+                }
+                api_error error{.code = ec == http::error::header_limit ? 431 : 400,
+                                .message = "malformed HTTP request: " + ec.message()};
+                const http_request unknown{http_verb::unknown, "/", 11};
+                co_await reject(stream, buffer, unknown, error);
+                break;
+            }
+            auto expect = parser.get()[http::field::expect];
+            if (!parser.is_done() && iequals(expect, "100-continue")) {
+                static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
+                co_await net::async_write(stream, net::buffer(k_continue), net::use_awaitable);
+            }
+            if (!parser.is_done()) {
+                stream.expires_after(header_timeout);  // the body must arrive as promptly as the head
+                auto [body_ec, body_n] =
+                    co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
+                if (body_ec == http::error::body_limit) {
+                    const auto error = too_large_error();
+                    co_await reject(stream, buffer, parser.get(), error);
+                    break;
+                }
+                if (body_ec) {
+                    if (body_ec != beast::error::timeout && body_ec != http::error::partial_message &&
+                        body_ec != net::error::operation_aborted && body_ec != net::error::connection_reset) {
+                        const api_error error{.code = 400,
+                                              .message = "malformed HTTP request: " + body_ec.message()};
+                        co_await reject(stream, buffer, parser.get(), error);
+                    }
+                    break;
+                }
+            }
+            stream.expires_never();
+            const bool keep_alive = parser.keep_alive() && !draining_;
+            exchange ex{stream, buffer, parser.release(), keep_alive};
+            co_await routes_.dispatch(ex);
+            const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - started);
+            spdlog::debug("{} {} {} ms{}", std::string(http::to_string(ex.request().method())),
+                          std::string(ex.path()), elapsed.count(), ex.peer_gone() ? " (client left)" : "");
+            if (!ex.reusable()) break;
+        }
+    } catch (const std::exception& e) {
+        spdlog::debug("connection: {}", e.what());
+    }
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.socket().close(ec);
+}
+
+api_error http_server::too_large_error() const {
+    return {
+        .code = 413,
+        .message = "request body too large: the limit is " + std::to_string(cfg_.max_body_bytes) + " bytes"};
+}
+
+net::awaitable<void> http_server::reject(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                         const http_request& request, const api_error& error) {
+    std::string_view target = request.target();
+    auto res = routes_.error_for(request, target.substr(0, target.find('?')), error);
+    res.version(request.version() == 10 ? 10 : 11);
+    res.keep_alive(false);
+    res.prepare_payload();
+    stream.expires_after(k_error_write_timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+    buffer.consume(buffer.size());
+    if (!ec) co_await lingering_close(stream);
+}
+
+// Closing with unread bytes in the receive buffer makes the kernel send RST, which can destroy
+// the error response before the client reads it; so stop sending, then drain for a moment.
+net::awaitable<void> http_server::lingering_close(beast::tcp_stream& stream) {
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.expires_after(k_linger);
+    std::array<char, 16 * 1024> scratch{};
+    std::size_t drained = 0;
+    while (drained < k_max_linger_bytes) {
+        auto [read_ec, n] =
+            co_await stream.async_read_some(net::buffer(scratch), net::as_tuple(net::use_awaitable));
+        if (read_ec) break;
+        drained += n;
+    }
+}
+
+}  // namespace sluice

@@ -1,0 +1,66 @@
+#pragma once
+// Server-Sent Events over HTTP/1.1 chunked transfer encoding. Each event goes out in its own chunk
+// and the write completes before the caller produces the next one, so a slow reader slows the
+// producer instead of filling a buffer.
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <string>
+#include <string_view>
+
+#include "http/http_types.h"
+
+namespace sluice {
+
+// "data: <json>\n\n": one whole JSON object per data line (the JSON must hold no raw newline,
+// which serialized JSON never does).
+std::string sse_event(std::string_view json);
+// ": <text>\n\n", a comment line clients ignore; keeps proxies and readers from timing out.
+std::string sse_comment(std::string_view text);
+inline constexpr std::string_view k_sse_done = "data: [DONE]\n\n";
+
+// The headers every SSE response carries (SPEC §3), set on `res`.
+template <class Fields>
+void set_sse_headers(Fields& res) {
+    res.set(boost::beast::http::field::content_type, "text/event-stream");
+    res.set(boost::beast::http::field::cache_control, "no-cache");
+    res.set("X-Accel-Buffering", "no");
+}
+
+// A complete (not chunked) SSE response: one error event then [DONE], with a real status. Used
+// when nothing was sent yet, so the status can still carry the error.
+http_response sse_error_response(http_status status, std::string_view event_json, int retry_after_s,
+                                 unsigned http_version, bool keep_alive);
+
+class sse_writer {
+  public:
+    using header = boost::beast::http::response<boost::beast::http::empty_body>;
+
+    // `head` carries the status, keep-alive and any extra headers; the SSE headers and chunked
+    // encoding are added here. Nothing is written before the first event, comment or fail().
+    sse_writer(boost::beast::tcp_stream& stream, header head);
+
+    bool started() const { return started_; }
+    bool finished() const { return finished_; }
+    // A write failed or was cancelled part-way: the byte stream is unusable, close the connection.
+    bool broken() const { return broken_; }
+
+    boost::asio::awaitable<void> event(std::string_view json);
+    boost::asio::awaitable<void> comment(std::string_view text);
+    // data: [DONE] and the last chunk; the connection may then carry the next request.
+    boost::asio::awaitable<void> finish();
+    // Only before started(): the whole response with `status`, one event + [DONE].
+    boost::asio::awaitable<void> fail(http_status status, std::string_view event_json, int retry_after_s);
+
+  private:
+    boost::asio::awaitable<void> write_chunk(std::string payload, bool last);
+
+    boost::beast::tcp_stream& stream_;
+    header head_;
+    bool started_ = false;
+    bool finished_ = false;
+    bool broken_ = false;
+};
+
+}  // namespace sluice
