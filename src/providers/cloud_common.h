@@ -3,14 +3,18 @@
 // config, the API key from the environment, and the mapping of upstream failures to client errors.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/chat.h"
 #include "core/chunk.h"
 #include "core/config.h"
+#include "providers/provider.h"
 #include "upstream/http_client.h"
+#include "upstream/sse_parser.h"
 #include "upstream/upstream_error.h"
 
 namespace sluice {
@@ -51,5 +55,32 @@ inline int estimate_tokens(std::string_view text) {
 }
 
 boost::asio::awaitable<bool> caller_cancelled();
+
+// What one SSE stream has told us so far. Formats send finish and usage in different orders; the
+// provider contract wants usage, then finish, so both are held until the stream ends.
+struct cloud_stream_state {
+    std::string finish_reason;  // "stop" | "length" once the upstream said so
+    bool has_usage = false;
+    int prompt_tokens = 0;
+    int completion_tokens = 0;
+    int deltas = 0;
+    bool ended = false;  // the format's end marker ([DONE], message_stop) was seen
+};
+
+// Handles one SSE event of a wire format: updates `state`, emits deltas through `emit`. Returns
+// false to stop the stream (after emitting an error, or because the caller left).
+using cloud_event_handler =
+    std::function<boost::asio::awaitable<bool>(const sse_event&, cloud_stream_state&)>;
+
+// The shared life of a cloud stream: open the request, map a failure or a non-200 status to an
+// error chunk, feed the SSE body to `on_event` piece by piece (each sink call is awaited before the
+// next read: backpressure), then emit usage (an estimate when the upstream gave none) and finish.
+// Emits nothing once the caller has cancelled.
+boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_config& cfg,
+                                              upstream_request request, const chat_request& chat,
+                                              const chunk_sink& sink, const cloud_event_handler& on_event);
+
+// Emits a chunk unless the caller has cancelled; false when it has.
+boost::asio::awaitable<bool> emit_chunk(const chunk_sink& sink, stream_chunk chunk);
 
 }  // namespace sluice

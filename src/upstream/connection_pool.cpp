@@ -146,8 +146,8 @@ std::unique_ptr<upstream_connection> connection_pool::take_idle() {
 
 net::awaitable<connection_result> connection_pool::acquire(steady_time slot_deadline,
                                                            steady_time connect_deadline) {
-    if (auto error = co_await take_slot(slot_deadline))
-        co_return connection_result{nullptr, std::move(error)};
+    auto slot_error = co_await take_slot(slot_deadline);
+    if (auto error = std::move(slot_error)) co_return connection_result{nullptr, std::move(error)};
     if (auto idle = take_idle()) co_return connection_result{std::move(idle), {}};
     auto result = co_await connect(connect_deadline);
     if (!result.connection) release(nullptr);
@@ -158,10 +158,10 @@ net::awaitable<connection_result> connection_pool::connect(steady_time deadline)
     using result = connection_result;
     auto where = origin_.origin();
     tcp::resolver resolver(executor_);
-    auto [resolve_error, endpoints] =
-        co_await resolver.async_resolve(origin_.host, std::to_string(origin_.port), k_tuple);
-    if (co_await is_cancelled())
-        co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
+    std::string port_text = std::to_string(origin_.port);
+    auto [resolve_error, endpoints] = co_await resolver.async_resolve(origin_.host, port_text, k_tuple);
+    bool cancelled_after_resolve = co_await is_cancelled();
+    if (cancelled_after_resolve) co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
     if (resolve_error)
         co_return result{nullptr,
                          {upstream_failure::connect, "resolving " + where + ": " + resolve_error.message()}};
@@ -169,8 +169,8 @@ net::awaitable<connection_result> connection_pool::connect(steady_time deadline)
     beast::tcp_stream stream(executor_);
     stream.expires_at(deadline);
     auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, k_tuple);
-    if (co_await is_cancelled())
-        co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
+    bool cancelled_after_connect = co_await is_cancelled();
+    if (cancelled_after_connect) co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
     if (connect_error == beast::error::timeout)
         co_return result{nullptr,
                          {upstream_failure::connect_timeout, "connecting to " + where + " timed out"}};
@@ -194,8 +194,8 @@ net::awaitable<connection_result> connection_pool::connect(steady_time deadline)
     connection->tls->set_verify_callback(net::ssl::host_name_verification(origin_.host));
     auto [handshake_error] =
         co_await connection->tls->async_handshake(net::ssl::stream_base::client, k_tuple);
-    if (co_await is_cancelled())
-        co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
+    bool cancelled_after_handshake = co_await is_cancelled();
+    if (cancelled_after_handshake) co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
     if (handshake_error == beast::error::timeout)
         co_return result{nullptr,
                          {upstream_failure::connect_timeout, "TLS handshake with " + where + " timed out"}};

@@ -120,7 +120,8 @@ net::awaitable<open_result> http_client::open(upstream_request request) {
             } else {
                 ec = co_await exchange_head(*link.plain, link.buffer, message, *parser);
             }
-            if (co_await is_cancelled())
+            bool cancelled_now = co_await is_cancelled();
+            if (cancelled_now)
                 co_return open_result{nullptr, {upstream_failure::cancelled, "cancelled by the caller"}};
             if (!ec) {
                 held.slot = false;
@@ -221,7 +222,8 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
         for (;;) {
             bool total = false;
             connection_->tcp().expires_at(phase_deadline(options_.idle_timeout, deadline_, total));
-            // No co_await inside ?: or && here: g++ 12 miscompiles temporaries there (see openai_provider).
+            // co_await only as a statement or an initializer: g++ 12 miscompiles it inside ?:, && or an if
+            // condition (dangling temporaries, a trapping frame under UBSan).
             std::pair<error_code, std::size_t> outcome;
             if (connection_->tls) {
                 outcome = co_await read_piece(*connection_->tls, piece.data(), piece.size());
@@ -230,7 +232,8 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
             }
             auto [ec, got] = outcome;
             out.append(piece.data(), got);
-            if (co_await is_cancelled()) {
+            bool cancelled_now = co_await is_cancelled();
+            if (cancelled_now) {
                 abort();
                 co_return upstream_error{upstream_failure::cancelled, "cancelled by the caller"};
             }
@@ -255,7 +258,8 @@ net::awaitable<std::pair<std::string, upstream_error>> upstream_response::read_a
     std::string all;
     std::string piece;
     while (!done_) {
-        if (auto error = co_await read_some(piece)) co_return std::pair{std::move(all), std::move(error)};
+        auto error = co_await read_some(piece);
+        if (error) co_return std::pair{std::move(all), std::move(error)};
         all.append(piece, 0, std::min(piece.size(), limit - std::min(limit, all.size())));
     }
     co_return std::pair{std::move(all), upstream_error{}};
