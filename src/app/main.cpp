@@ -8,6 +8,9 @@
 #include "api/serve.h"
 #include "app/cmd_chat.h"
 #include "app/cmd_keys.h"
+#include "app/cmd_make_tiny_model.h"
+#include "app/cmd_route.h"
+#include "app/cmd_usage.h"
 #include "core/config.h"
 #include "core/log.h"
 
@@ -41,6 +44,9 @@ int main(int argc, char** argv) {
 
     sluice::add_keys_command(app, load);
     sluice::add_chat_command(app);
+    sluice::add_route_command(app, load);
+    sluice::add_make_tiny_model_command(app);
+    sluice::add_usage_command(app, load);
 
     app.add_subcommand("version", "Print the version")->callback([] {
         std::cout << "sluice " << SLUICE_VERSION << "\n";

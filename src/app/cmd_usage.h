@@ -1,0 +1,12 @@
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+#include "core/config.h"
+
+namespace sluice {
+
+// `sluice usage [--key ID] [--json]`: the usage ledger per key and model, from the store.
+void add_usage_command(CLI::App& app, std::function<config()> load);
+
+}  // namespace sluice
