@@ -5,6 +5,9 @@ ASAN_DIR ?= build-asan
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# ccache hits across clones of the repo (CI builds a fresh clone): paths are hashed relative to here.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
   libboost1.81-dev libboost-json1.81-dev libssl-dev libsqlite3-dev libhiredis-dev redis-server \
