@@ -129,9 +129,9 @@ def start_server(args, model):
 
 
 def summarise(rounds):
-    tps = statistics.median(t / w for t, w, _ in rounds)
+    rates = [t / w for t, w, _ in rounds]
     ttfts = [f for _, _, fs in rounds for f in fs if f is not None]
-    return tps, statistics.median(ttfts) if ttfts else float("nan")
+    return max(rates), statistics.median(rates), statistics.median(ttfts) if ttfts else float("nan")
 
 
 def write_docs(text):
@@ -158,8 +158,10 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--n-ctx", type=int, default=1024)
     parser.add_argument("--n-batch", type=int, default=512)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="measured rounds per turn (after a warm-up)")
+    parser.add_argument("--reps", type=int, default=4, help="turns per side, alternating ABBA")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama threads on both sides (1: ggml's spinning barriers collapse on a loaded box)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     if args.llama_server is None:
@@ -168,20 +170,29 @@ def main():
 
     model = ensure_model(args)
     size_mb = model.stat().st_size / 1e6
-    rows, sluice_cmd, server_cmd = [], "", ""
-    for streams in (1, 4):
-        sluice_runs, sluice_cmd = run_sluice(args, model, streams)
-        proc, port, server_cmd = start_server(args, model)
-        try:
-            server_runs = asyncio.run(server_rounds(port, streams, args))
-        finally:
-            proc.terminate()
-            proc.wait()
-        s_tps, s_ttft = summarise(sluice_runs)
-        l_tps, l_ttft = summarise(server_runs)
-        rows.append((streams, s_tps, l_tps, s_ttft, l_ttft))
-        print(f"{streams} stream(s): sluice {s_tps:.1f} tok/s, ttft {s_ttft:.0f} ms | "
-              f"llama-server {l_tps:.1f} tok/s, ttft {l_ttft:.0f} ms | ratio {s_tps / l_tps:.3f}", flush=True)
+    rows, sluice_cmd = [], ""
+    # One llama-server for the whole run: idle, it costs no CPU while the sluice side runs.
+    proc, port, server_cmd = start_server(args, model)
+    try:
+        for streams in (1, 4):
+            sluice_runs, server_runs = [], []
+            for rep in range(args.reps):
+                # ABBA order: a trend in the machine's background load hits both sides alike.
+                for side in (("sluice", "server") if rep % 2 == 0 else ("server", "sluice")):
+                    if side == "sluice":
+                        runs, sluice_cmd = run_sluice(args, model, streams)
+                        sluice_runs += runs
+                    else:
+                        server_runs += asyncio.run(server_rounds(port, streams, args))
+            s_best, s_med, s_ttft = summarise(sluice_runs)
+            l_best, l_med, l_ttft = summarise(server_runs)
+            rows.append((streams, s_best, l_best, s_med, l_med, s_ttft, l_ttft))
+            print(f"{streams} stream(s): sluice best {s_best:.1f} / median {s_med:.1f} tok/s, ttft {s_ttft:.0f} ms | "
+                  f"llama-server best {l_best:.1f} / median {l_med:.1f} tok/s, ttft {l_ttft:.0f} ms | "
+                  f"ratio best {s_best / l_best:.3f}, median {s_med / l_med:.3f}", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait()
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -195,16 +206,20 @@ def main():
         "",
         f"Model: random-weight llama, `make-tiny-model --vocab {args.vocab} --embd {args.embd} --layers {args.layers}` "
         f"({size_mb:.0f} MB F32). Settings on both sides: 4 parallel sequences, {args.n_ctx} tokens of context per "
-        f"sequence, {args.threads} threads, batch {args.n_batch}, temperature 0, end-of-generation masked so every "
-        f"stream is exactly {args.max_tokens} tokens, distinct prompts, no prompt-cache reuse; median of "
-        f"{args.rounds} rounds after a warm-up round. tokens/s = all completion tokens / wall time of the round; "
-        "time to first token counts from the start of the round (with 4 streams it includes waiting for the batch).",
+        f"sequence, {args.threads} thread(s), batch {args.n_batch}, temperature 0, end-of-generation masked so every "
+        f"stream is exactly {args.max_tokens} tokens, distinct prompts, no prompt-cache reuse. Each side ran "
+        f"{args.reps} turns of {args.rounds} measured rounds (after a warm-up round), the sides alternating ABBA; "
+        "tokens/s = all completion tokens of a round / its wall time, best and median over the rounds (the best is "
+        "the least disturbed by other processes); time to first token is the median over all streams, counted "
+        "from the start of the round (with 4 streams it includes the shared prefill).",
         "",
-        "| streams | sluice tok/s | llama-server tok/s | sluice ÷ llama-server | sluice TTFT ms | llama-server TTFT ms |",
+        "| streams | sluice tok/s best / median | llama-server tok/s best / median | sluice ÷ llama-server best / median "
+        "| sluice TTFT ms | llama-server TTFT ms |",
         "|---|---|---|---|---|---|",
     ]
-    for streams, s_tps, l_tps, s_ttft, l_ttft in rows:
-        lines.append(f"| {streams} | {s_tps:.1f} | {l_tps:.1f} | {s_tps / l_tps:.3f} | {s_ttft:.0f} | {l_ttft:.0f} |")
+    for streams, s_best, l_best, s_med, l_med, s_ttft, l_ttft in rows:
+        lines.append(f"| {streams} | {s_best:.1f} / {s_med:.1f} | {l_best:.1f} / {l_med:.1f} | "
+                     f"{s_best / l_best:.3f} / {s_med / l_med:.3f} | {s_ttft:.0f} | {l_ttft:.0f} |")
     lines += [
         "",
         "sluice runs in process (`bench/llama_vs_server`, the provider `serve` uses); llama-server is driven over "
