@@ -124,3 +124,24 @@ def test_models_and_readyz(upstream, sluice):
     res = send_raw(sluice.port, f"GET /readyz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sluice.key}\r\n"
                                 f"Connection: close\r\n\r\n".encode())
     assert split_response(res)[0] == 200
+
+
+def test_request_deadline_before_the_first_byte_is_a_504(upstream, start_sluice):
+    s = start_sluice(upstream, server={"request_timeout_s": 1})
+    upstream.script(hang=True)
+    status, event = sse_error(raw_request(s.port, {"message": "hi", "session_id": "slow"}, s.key))
+    assert status == 504 and event["session_id"] == "slow"
+    upstream.script(hang=False)
+    assert_still_answers(s)
+
+
+def test_request_deadline_after_the_first_byte_is_an_in_band_error(upstream, start_sluice):
+    s = start_sluice(upstream, server={"request_timeout_s": 1})
+    upstream.script(chunks=["a", "b", "c"], chunk_delay_ms=700)
+    status, _, body = split_response(raw_request(s.port, {"message": "hi"}, s.key))
+    assert status == 200
+    chunks = dechunk(body)
+    assert json.loads(chunks[0][len(b"data: "):])["content"] == "a"
+    error = json.loads(chunks[-2][len(b"data: "):])
+    assert error["code"] == 504 and error["content"] == ""
+    assert chunks[-1] == b"data: [DONE]\n\n"
