@@ -18,8 +18,20 @@ def chat(sluice, *args, key=None):
 
 def start_chat(sluice, *args):
     env = dict(os.environ, SLUICE_API_KEY=sluice.key)
+    # Unbuffered, so what read_some takes is all that left the pipe and communicate() gets the rest.
     return subprocess.Popen([binary(), "chat", "--url", sluice.base_url, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, bufsize=0)
+
+
+def read_some(proc, size):
+    """Blocks until `size` bytes of stdout arrived (or the pipe closed); returns them."""
+    data = b""
+    while len(data) < size:
+        piece = os.read(proc.stdout.fileno(), size - len(data))
+        if not piece:
+            break
+        data += piece
+    return data
 
 
 def session_of(stderr):
@@ -43,7 +55,7 @@ def test_answer_streams_to_stdout_before_the_end(sluice, upstream):
     upstream.script(chunks=["first ", "second"], chunk_delay_ms=1500)
     proc = start_chat(sluice, "slowly")
     try:
-        first = proc.stdout.read(len("first "))
+        first = read_some(proc, len("first "))
         assert first == b"first ", proc.stderr.read()
         assert proc.poll() is None, "the first piece should arrive before the answer ends"
         rest, err = proc.communicate(timeout=30)
@@ -73,7 +85,7 @@ def test_ctrl_c_cancels_the_request_and_the_upstream(sluice, upstream):
     upstream.script(chunks=["tick "] * 200, chunk_delay_ms=100)
     proc = start_chat(sluice, "count forever")
     try:
-        assert proc.stdout.read(len("tick ")) == b"tick "
+        assert read_some(proc, len("tick ")) == b"tick "
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:

@@ -67,15 +67,16 @@ const steps = {
     const stream = await client.chat.completions.create(
       { ...request, stream: true }, { signal: controller.signal });
     let text = '';
+    let thrown = null;
     try {
       for await (const chunk of stream) {
         text += chunk.choices[0]?.delta?.content ?? '';
         if (text.length >= (config.abort_after_chars ?? 1)) controller.abort();
       }
     } catch (err) {
-      return { text, aborted: err.constructor.name };
+      thrown = err.constructor.name;  // some versions end the iteration quietly instead
     }
-    return { text, aborted: null };
+    return { text, aborted: controller.signal.aborted, thrown };
   },
 };
 
