@@ -293,6 +293,12 @@ counter& registry::tokens(std::string_view model, model_role role, token_kind ki
     return tokens_.with({model, to_string(role), kind == token_kind::prompt ? "prompt" : "completion"});
 }
 
+void registry::count_tokens(std::string_view model, model_role role, int prompt, int completion) {
+    if (prompt > 0) tokens(model, role, token_kind::prompt).inc(static_cast<std::uint64_t>(prompt));
+    if (completion > 0)
+        tokens(model, role, token_kind::completion).inc(static_cast<std::uint64_t>(completion));
+}
+
 counter& registry::upstream_errors(std::string_view model, std::string_view kind) {
     return upstream_errors_.with({model, kind});
 }

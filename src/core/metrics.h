@@ -164,8 +164,11 @@ class registry {
     histogram& gateway_overhead_seconds() { return gateway_overhead_; }
     // sluice_tokens_total{model,role,kind}: kind = prompt | completion.
     counter& tokens(std::string_view model, model_role role, token_kind kind);
-    // sluice_upstream_errors_total{model,kind}: kind is short and fixed, e.g. connect, timeout,
-    // status_4xx, status_5xx, reset, protocol, rate_limited, overloaded.
+    // Both token kinds of one finished request, in one call.
+    void count_tokens(std::string_view model, model_role role, int prompt, int completion);
+    // sluice_upstream_errors_total{model,kind}: one per failed model call, counted where the
+    // orchestrator's circuit breakers hear of it; kind = routing's failure_kind (connect, timeout,
+    // rate_limited, queue_full, bad_request, ...).
     counter& upstream_errors(std::string_view model, std::string_view kind);
     // sluice_route_decisions_total{role,reason}: one per routed request; reason = route.reason.
     counter& route_decisions(model_role role, std::string_view reason);
@@ -200,6 +203,20 @@ class registry {
 // The process-wide registry.
 registry& get();
 
+// Runs `fn` when the scope ends, whichever way (return, exception, cancelled coroutine): counts a
+// request exactly once without touching every exit path.
+template <typename Fn>
+class at_scope_exit {
+  public:
+    explicit at_scope_exit(Fn fn) : fn_(std::move(fn)) {}
+    ~at_scope_exit() { fn_(); }
+    at_scope_exit(const at_scope_exit&) = delete;
+    at_scope_exit& operator=(const at_scope_exit&) = delete;
+
+  private:
+    Fn fn_;
+};
+
 // Times one request for the histograms above. Call order:
 //   stream_timer t{metrics::get()};     // when the request head has been read
 //   t.model_begin();                    // just before awaiting the provider
@@ -213,6 +230,8 @@ class stream_timer {
     using clock = std::chrono::steady_clock;
 
     explicit stream_timer(registry& r) noexcept : registry_(&r), start_(clock::now()) {}
+    // `start`: when the request arrived, if that was before the timer could be made.
+    stream_timer(registry& r, clock::time_point start) noexcept : registry_(&r), start_(start) {}
     ~stream_timer() { finish(); }
     stream_timer(const stream_timer&) = delete;
     stream_timer& operator=(const stream_timer&) = delete;

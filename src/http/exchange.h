@@ -3,6 +3,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -41,6 +42,9 @@ class exchange {
     bool responded() const { return responded_ || (sse_ && sse_->started()); }
     // The connection can carry another request after this one.
     bool reusable() const;
+    // For metrics: the status sent (0 before any), and when the request had been read.
+    int status() const { return sse_ ? sse_->status() : status_; }
+    std::chrono::steady_clock::time_point started_at() const { return started_at_; }
 
     // Writes a whole response (keep-alive and Content-Length set here).
     boost::asio::awaitable<void> respond(http_response res);
@@ -66,6 +70,8 @@ class exchange {
     bool responded_ = false;
     bool peer_gone_ = false;
     bool write_failed_ = false;
+    int status_ = 0;
+    std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     std::optional<sse_writer> sse_;
     std::optional<authenticated_key> key_;
     std::map<std::string, std::string, std::less<>> params_;

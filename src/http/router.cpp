@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "core/metrics.h"
 #include "http/auth.h"
 
 namespace sluice {
@@ -74,6 +75,10 @@ http_response router::error_for(const http_request& request, std::string_view pa
 net::awaitable<void> router::dispatch(exchange& ex) const {
     const auto& req = ex.request();
     auto m = match(req.method(), ex.path(), &ex);
+    // One count per request on every exit; the label is the route pattern, never the raw path.
+    const std::string_view endpoint = m.matched ? std::string_view{m.matched->pattern} : "unmatched";
+    metrics::at_scope_exit count{
+        [&] { metrics::get().requests(endpoint, ex.status() ? ex.status() : 499).inc(); }};
     if (m.result == route_match::outcome::not_found) {
         const api_error error{.code = 404, .message = "no such endpoint"};
         auto res = json_error_response(req, error);

@@ -96,6 +96,7 @@ net::awaitable<void> sse_writer::write_chunk(std::string payload, bool last) {
 net::awaitable<void> sse_writer::fail(http_status status, std::string_view event_json, int retry_after_s) {
     if (started_) throw std::logic_error("sse_writer::fail after the stream started");
     started_ = true;
+    head_.result(status);
     auto res = sse_error_response(status, event_json, retry_after_s, head_.version(), head_.keep_alive());
     for (const auto& field : head_) {
         if (res.find(field.name_string()) == res.end()) res.set(field.name_string(), field.value());

@@ -42,6 +42,7 @@ class sse_writer {
     sse_writer(boost::beast::tcp_stream& stream, header head);
 
     bool started() const { return started_; }
+    int status() const { return head_.result_int(); }  // for metrics
     bool finished() const { return finished_; }
     // A write failed or was cancelled part-way: the byte stream is unusable, close the connection.
     bool broken() const { return broken_; }
