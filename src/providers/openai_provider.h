@@ -10,6 +10,7 @@ namespace sluice {
 
 // `executor` runs the upstream I/O (the server's io_context). The key is read from the environment
 // variable cfg.api_key_env at construction; it is never logged.
-std::shared_ptr<provider> make_openai_provider(const model_config& cfg, boost::asio::any_io_executor executor);
+std::shared_ptr<provider> make_openai_provider(const model_config& cfg,
+                                               boost::asio::any_io_executor executor);
 
 }  // namespace sluice

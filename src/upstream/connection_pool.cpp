@@ -161,7 +161,8 @@ net::awaitable<connection_result> connection_pool::connect(steady_time deadline)
     std::string port_text = std::to_string(origin_.port);
     auto [resolve_error, endpoints] = co_await resolver.async_resolve(origin_.host, port_text, k_tuple);
     bool cancelled_after_resolve = co_await is_cancelled();
-    if (cancelled_after_resolve) co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
+    if (cancelled_after_resolve)
+        co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
     if (resolve_error)
         co_return result{nullptr,
                          {upstream_failure::connect, "resolving " + where + ": " + resolve_error.message()}};
@@ -170,7 +171,8 @@ net::awaitable<connection_result> connection_pool::connect(steady_time deadline)
     stream.expires_at(deadline);
     auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, k_tuple);
     bool cancelled_after_connect = co_await is_cancelled();
-    if (cancelled_after_connect) co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
+    if (cancelled_after_connect)
+        co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
     if (connect_error == beast::error::timeout)
         co_return result{nullptr,
                          {upstream_failure::connect_timeout, "connecting to " + where + " timed out"}};
@@ -195,7 +197,8 @@ net::awaitable<connection_result> connection_pool::connect(steady_time deadline)
     auto [handshake_error] =
         co_await connection->tls->async_handshake(net::ssl::stream_base::client, k_tuple);
     bool cancelled_after_handshake = co_await is_cancelled();
-    if (cancelled_after_handshake) co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
+    if (cancelled_after_handshake)
+        co_return result{nullptr, upstream_error{upstream_failure::cancelled, "cancelled"}};
     if (handshake_error == beast::error::timeout)
         co_return result{nullptr,
                          {upstream_failure::connect_timeout, "TLS handshake with " + where + " timed out"}};
