@@ -12,6 +12,7 @@
 #include <boost/json/parse.hpp>
 #include <chrono>
 
+#include "api/admission.h"
 #include "api/model_select.h"
 #include "api/seed_request.h"
 #include "api/stream_relay.h"
@@ -119,6 +120,15 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
         return json_seed_error(request, error, session_id);
     };
 
+    // Per-key limits (429) before any model or session work; the slot lives as long as the stream.
+    auto admitted = co_await admit(app, ex);
+    if (auto* error = std::get_if<api_error>(&admitted)) {
+        auto res = fail(*error);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    auto& slot = std::get<stream_slot>(admitted);
+
     auto choice = choose_model(app, seed.preferred_model, seed.model_type);
     if (auto* error = std::get_if<api_error>(&choice)) {
         auto res = fail(*error);
@@ -174,7 +184,8 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
     turn_record turn{
         .key_id = key_id, .session_id = session_id, .user_message = seed.message, .model = model_cfg.name};
     // Named: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
-    outcome_hook persist = [&app, turn](const stream_outcome& out) { return persist_turn(app, turn, out); };
+    outcome_hook persist =
+        slot.wrap([&app, turn](const stream_outcome& out) { return persist_turn(app, turn, out); });
     co_await relay_stream(ex, model, chat, identity, options, outcome, persist);
 
     const auto elapsed =

@@ -12,6 +12,7 @@
 #include "api/app.h"
 #include "api/chat_api.h"
 #include "api/ops_api.h"
+#include "api/usage_api.h"
 #include "core/ids.h"
 #include "http/auth.h"
 #include "http/server.h"
@@ -87,6 +88,7 @@ int run_serve(const config& cfg) {
         }
         add_ops_routes(routes, app);
         add_chat_routes(routes, app);
+        add_usage_routes(routes, app);
         try {
             server.listen();
         } catch (const std::exception& e) {

@@ -1,0 +1,10 @@
+#pragma once
+// GET /api/v1/usage: the usage ledger rows of the caller's own key, per model.
+#include "api/app.h"
+#include "http/router.h"
+
+namespace sluice {
+
+void add_usage_routes(router& routes, app_context& app);
+
+}  // namespace sluice

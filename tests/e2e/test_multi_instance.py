@@ -1,0 +1,100 @@
+"""Two `sluice serve` processes on one real redis-server, as behind a load balancer: they share
+sessions, keys, rate limits and the usage ledger."""
+
+import time
+
+import pytest
+
+from store_support import (Redis, Serve, create_key, fresh_rate_window, request, sluice_cli, stream,
+                           usage_totals, wait_until, write_config)
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = Redis(str(tmp_path))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pair(tmp_path, upstream, redis):
+    """Two sluice processes, each with its own config file and directory, on the same Redis."""
+    started = []
+    for name in ("a", "b"):
+        workdir = str(tmp_path / name)
+        config = write_config(workdir, redis.url, upstream)
+        started.append(Serve(workdir, config))
+    yield started
+    for s in started:
+        code = s.stop()
+        assert code == 0, s.log_text()[-4000:]
+
+
+def test_one_first_key_for_both(pair):
+    # The first process made the store's first key; the second found it there.
+    a, b = pair
+    assert a.first_key is not None
+    assert b.first_key is None
+    for s in pair:
+        status, _, events = stream(s.base_url, a.first_key)
+        assert status == 200, events
+
+
+def test_session_continues_on_the_other_instance(upstream, pair):
+    a, b = pair
+    key, _ = create_key(a.config_path)
+    upstream.script(queue=[{"chunks": ["first ", "answer"]}, {"chunks": ["second answer"]}])
+    status, _, events = stream(a.base_url, key, "remember the word tangerine", session_id="shared-1")
+    assert status == 200 and events[-1]["done"] is True
+    status, _, events = stream(b.base_url, key, "which word?", session_id="shared-1")
+    assert status == 200 and events[-1]["done"] is True
+    # The second upstream request, sent by the other process, carried the whole conversation.
+    messages = upstream.log()[1]["body"]["messages"]
+    turns = [(m["role"], m["content"]) for m in messages if m["role"] != "system"]
+    assert turns == [("user", "remember the word tangerine"), ("assistant", "first answer"),
+                     ("user", "which word?")]
+    # A third turn back on the first process sees all four earlier turns.
+    stream(a.base_url, key, "and again?", session_id="shared-1")
+    assert len([m for m in upstream.log()[2]["body"]["messages"] if m["role"] != "system"]) == 5
+    # Another key cannot continue that session on either process.
+    other, _ = create_key(b.config_path)
+    for s in pair:
+        status, _, events = stream(s.base_url, other, "let me in", session_id="shared-1")
+        assert status == 404, events
+
+
+def test_requests_per_minute_holds_across_both(pair, upstream):
+    a, b = pair
+    key, key_id = create_key(a.config_path, rpm=4)
+    fresh_rate_window()
+    for s in (a, b, a, b):
+        status, _, events = stream(s.base_url, key)
+        assert status == 200, events
+    for s in (a, b):
+        status, headers, events = stream(s.base_url, key)
+        assert status == 429, events
+        assert int(headers["retry-after"]) >= 1
+        assert "requests_per_minute" in events[0]["error"]
+    assert len(upstream.log()) == 4
+    # Both processes wrote to one ledger.
+    assert usage_totals(b.base_url, key)["totals"]["requests"] == 4
+
+
+def test_key_revoked_through_one_is_refused_by_the_other_within_a_second(pair):
+    a, b = pair
+    key, key_id = create_key(a.config_path)
+    # b has just seen the key as valid (and may cache that).
+    status, _, _ = request(b.base_url, "GET", "/api/v1/models", key)
+    assert status == 200
+    out = sluice_cli(a.config_path, "keys", "revoke", key_id)
+    assert out.returncode == 0, out.stderr
+    revoked_at = time.monotonic()
+
+    def refused():
+        return request(b.base_url, "GET", "/api/v1/models", key)[0] == 401
+
+    wait_until(refused, 5, "the other process to refuse the revoked key")
+    elapsed = time.monotonic() - revoked_at
+    assert elapsed <= 1.25, f"refused only after {elapsed:.2f} s"
+    status, _, events = stream(a.base_url, key)
+    assert status == 401 and events[0]["code"] == 401
