@@ -6,6 +6,11 @@
 // the stream slot, so a client that reads [DONE] and asks again at once is judged on settled
 // counts. Whatever path leaves the handler without settling (early error, exception, cancel before
 // the stream) still frees the slot in the destructor.
+//
+//     auto admitted = co_await admit(app, ex);
+//     if (auto* error = std::get_if<api_error>(&admitted)) { /* answer *error: 429 + Retry-After, 503 */ }
+//     auto& slot = std::get<stream_slot>(admitted);  // must not move once wrap() was called
+//     outcome_hook hook = slot.wrap(persist);        // relay_stream(..., hook, ...)
 #include <boost/asio/awaitable.hpp>
 #include <string>
 #include <variant>
