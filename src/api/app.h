@@ -1,6 +1,7 @@
 #pragma once
 // What the endpoints share for the life of the server: the configuration, the store (reached only
-// through run_blocking on its own pool) and one provider per configured model.
+// through run_blocking on its own pool), one provider per configured model, the orchestrator and the
+// per-session turn locks.
 #include <boost/asio/thread_pool.hpp>
 #include <vector>
 
@@ -10,11 +11,16 @@
 
 namespace sluice {
 
+class orchestrator;
+class session_locks;
+
 struct app_context {
     const config& cfg;
     store& db;
     boost::asio::thread_pool& store_pool;
     std::vector<provider_ptr> providers;  // providers[i] serves cfg.models[i]
+    orchestrator* routing = nullptr;      // who answers each request (set by serve)
+    session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
 };
 
 }  // namespace sluice

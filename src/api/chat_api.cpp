@@ -13,8 +13,9 @@
 #include <chrono>
 
 #include "api/admission.h"
-#include "api/model_select.h"
+#include "api/chat_pipeline.h"
 #include "api/seed_request.h"
+#include "api/session_locks.h"
 #include "api/stream_relay.h"
 #include "core/blocking.h"
 #include "core/ids.h"
@@ -75,6 +76,7 @@ struct turn_record {
 net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stream_outcome& out) {
     const bool answered = !(out.error && out.text.empty() && !out.client_gone);
     const auto now = now_ms();
+    if (!out.model.empty()) turn.model = out.model;  // a fallback model answered
     std::vector<stored_message> messages;
     if (answered) {
         messages.push_back({.role = "user", .content = turn.user_message, .created_ms = now});
@@ -129,16 +131,21 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
     }
     auto& slot = std::get<stream_slot>(admitted);
 
-    auto choice = choose_model(app, seed.preferred_model, seed.model_type);
-    if (auto* error = std::get_if<api_error>(&choice)) {
-        auto res = fail(*error);
-        co_await ex.respond(std::move(res));
-        co_return;
-    }
-    const auto& chosen = std::get<model_choice>(choice);
-    const model_config& model_cfg = app.cfg.models[chosen.index];
-    provider& model = *app.providers[chosen.index];
     const std::string key_id = ex.key() ? ex.key()->id : std::string{};
+
+    // One turn at a time per session (in this process; see session_locks.h for several processes):
+    // held from loading the history until the answer is stored.
+    std::optional<session_locks::guard> turn_lock;
+    if (app.sessions && seed.session_id) {
+        const auto wait = std::chrono::milliseconds{app.cfg.routing.session_wait_ms};
+        turn_lock = co_await app.sessions->acquire(session_id, wait);
+        if (!turn_lock) {
+            auto res =
+                fail(api_error{.code = 409, .message = "session busy: another request on it is running"});
+            co_await ex.respond(std::move(res));
+            co_return;
+        }
+    }
 
     // Session memory: only the key that made a session may continue it.
     std::vector<stored_message> history;
@@ -160,38 +167,41 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
         co_return;
     }
 
-    chat_request chat;
-    if (!app.cfg.server.system_prompt.empty())
-        chat.messages.push_back({"system", app.cfg.server.system_prompt});
+    std::vector<chat_message> conversation;
     for (auto& message : history) {
         if (message.role == "system" || message.content.empty()) continue;
-        chat.messages.push_back({std::move(message.role), std::move(message.content)});
+        conversation.push_back({std::move(message.role), std::move(message.content)});
     }
-    chat.messages.push_back({"user", seed.message});
-    chat.params.max_tokens =
-        std::min(seed.max_tokens.value_or(k_default_max_tokens), model_token_limit(model_cfg));
-    chat.params.temperature = seed.temperature.value_or(k_default_temperature);
+    conversation.push_back({"user", seed.message});
 
-    stream_identity identity{.session_id = session_id,
-                             .model_used = std::string(to_string(model_cfg.role)),
-                             .model = model_cfg.name,
-                             .route_reason = chosen.reason,
-                             .route_score = chosen.score};
+    auto planned = app.routing->plan(route_request_for(conversation, seed.preferred_model, seed.model_type));
+    if (!planned.ok()) {
+        auto res = fail(planned.error);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    generation_params params;
+    params.max_tokens = seed.max_tokens.value_or(k_default_max_tokens);
+    params.temperature = seed.temperature.value_or(k_default_temperature);
+    const stream_identity base{.session_id = session_id};
+    auto candidates = make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, params, base);
     relay_options options{.heartbeat_interval = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
                           .request_timeout = std::chrono::seconds{app.cfg.server.request_timeout_s},
                           .streaming = streaming};
     stream_outcome outcome;
-    turn_record turn{
-        .key_id = key_id, .session_id = session_id, .user_message = seed.message, .model = model_cfg.name};
+    turn_record turn{.key_id = key_id,
+                     .session_id = session_id,
+                     .user_message = seed.message,
+                     .model = candidates.front().identity.model};
     // Named: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
     outcome_hook persist =
         slot.wrap([&app, turn](const stream_outcome& out) { return persist_turn(app, turn, out); });
-    co_await relay_stream(ex, model, chat, identity, options, outcome, persist);
+    co_await relay_stream(ex, std::move(candidates), options, outcome, persist, app.routing);
 
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     spdlog::info("chat key={} session={} model={} finish={} tokens={}+{} {} ms{}", key_id, session_id,
-                 model_cfg.name, outcome.finish_reason, outcome.prompt_tokens, outcome.completion_tokens,
+                 outcome.model, outcome.finish_reason, outcome.prompt_tokens, outcome.completion_tokens,
                  elapsed.count(), outcome.error ? " error: " + outcome.error->message : std::string{});
 }
 

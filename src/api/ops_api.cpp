@@ -5,6 +5,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "core/blocking.h"
+#include "routing/orchestrator.h"
 
 namespace sluice {
 
@@ -34,15 +35,17 @@ net::awaitable<void> readyz(app_context& app, exchange& ex) {
     co_await ex.respond_json(store_ok ? http_status::ok : http_status::service_unavailable, std::move(text));
 }
 
+// Each model's live state as the orchestrator sees it: available means a request may go there now
+// (provider up, queue not full, circuit not open).
 net::awaitable<void> models(app_context& app, exchange& ex) {
     json::array list;
-    for (std::size_t i = 0; i < app.cfg.models.size(); ++i) {
-        const auto& cfg = app.cfg.models[i];
-        auto status = app.providers[i]->status();
-        json::object entry{{"name", cfg.name},
-                           {"role", to_string(cfg.role)},
-                           {"provider", cfg.provider},
+    for (const auto& status : app.routing->models_status()) {
+        json::object entry{{"name", status.name},
+                           {"role", to_string(status.role)},
+                           {"provider", status.provider},
                            {"available", status.available},
+                           {"circuit", to_string(status.circuit)},
+                           {"recent_errors", status.recent_errors},
                            {"queue_depth", status.queue_depth},
                            {"active", status.active}};
         if (!status.detail.empty()) entry["detail"] = status.detail;

@@ -11,7 +11,10 @@
 
 #include "api/app.h"
 #include "api/chat_api.h"
+#include "api/metrics_api.h"
 #include "api/ops_api.h"
+#include "api/session_locks.h"
+#include "api/sessions_api.h"
 #include "api/usage_api.h"
 #include "core/ids.h"
 #include "http/auth.h"
@@ -19,6 +22,7 @@
 #include "inference/llama_provider.h"
 #include "inference/tiny_model.h"
 #include "providers/openai_provider.h"
+#include "routing/orchestrator.h"
 #include "store/store.h"
 
 namespace sluice {
@@ -86,9 +90,15 @@ int run_serve(const config& cfg) {
             spdlog::error("{}", e.what());
             return 1;
         }
+        orchestrator routing{cfg, app.providers};
+        session_locks sessions;
+        app.routing = &routing;
+        app.sessions = &sessions;
         add_ops_routes(routes, app);
         add_chat_routes(routes, app);
+        add_session_routes(routes, app);
         add_usage_routes(routes, app);
+        add_metrics_route(routes, app, [&routing] { return routing.models_status(); });
         try {
             server.listen();
         } catch (const std::exception& e) {

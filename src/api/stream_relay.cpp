@@ -12,6 +12,12 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+
+#include "core/metrics.h"
+#include "routing/orchestrator.h"
 
 namespace sluice {
 
@@ -23,9 +29,10 @@ namespace {
 
 // What travels from the producer side to the writer: a provider chunk, a heartbeat due, or the end.
 struct relay_item {
-    enum class kind { chunk, ping, end };
+    enum class kind { chunk, ping, end, next_model };
     kind type = kind::chunk;
     stream_chunk chunk;
+    std::size_t candidate = 0;  // next_model: the candidate that answers from here on
 };
 
 using relay_channel = net::experimental::channel<void(boost::system::error_code, relay_item)>;
@@ -83,24 +90,104 @@ net::awaitable<void> wait_forever() {
     co_await forever.async_wait(net::use_awaitable);
 }
 
-// Runs the provider; then marks the end and waits to be cancelled, so that it never wins the race
-// against the writer (which must drain the channel first).
-net::awaitable<void> produce(provider& model, chat_request request, relay_channel& channel) {
-    std::string failure;
-    try {
-        chunk_sink sink = [&channel](stream_chunk chunk) {
-            return send_item(channel, relay_item{.type = relay_item::kind::chunk, .chunk = std::move(chunk)});
-        };
-        co_await model.stream(std::move(request), sink);
-    } catch (const std::exception& e) {
-        failure = e.what();
+bool is_local(const provider& model) {
+    return model.config().provider == "llama";
+}
+
+// Stands for whichever candidate answers now, so the writer's code names one model throughout.
+class active_model final : public provider {
+  public:
+    explicit active_model(provider_ptr current) : current_(std::move(current)) {}
+    void set(provider_ptr current) { current_ = std::move(current); }
+
+    const model_config& config() const override { return current_->config(); }
+    provider_status status() const override { return current_->status(); }
+    int count_tokens(const std::string& text) const override { return current_->count_tokens(text); }
+    net::awaitable<void> stream(chat_request request, chunk_sink sink) override {
+        return current_->stream(std::move(request), std::move(sink));
     }
-    if (cancelled(co_await net::this_coro::cancellation_state)) co_return;
-    if (!failure.empty()) {
-        spdlog::error("provider {} failed: {}", model.config().name, failure);
-        relay_item error{.type = relay_item::kind::chunk,
-                         .chunk = stream_chunk::error(502, "the model failed")};
-        co_await send_item(channel, std::move(error));
+
+  private:
+    provider_ptr current_;
+};
+
+// One candidate's stream as the producer sees it. Until its first delta nothing it says is final: an
+// error may be held back (another candidate answers instead) and a usage chunk waits with it.
+struct attempt_state {
+    relay_channel& channel;
+    bool may_fall_back = false;
+    bool delta_seen = false;
+    std::optional<stream_chunk> held_usage;
+    std::optional<stream_chunk> held_error;
+};
+
+net::awaitable<void> forward_chunk(attempt_state& attempt, stream_chunk chunk) {
+    if (attempt.held_error) co_return;  // a provider says nothing after its error
+    if (!attempt.delta_seen) {
+        if (chunk.type == stream_chunk::kind::error && attempt.may_fall_back) {
+            attempt.held_error = std::move(chunk);
+            co_return;
+        }
+        if (chunk.type == stream_chunk::kind::usage) {
+            attempt.held_usage = std::move(chunk);
+            co_return;
+        }
+        if (chunk.type == stream_chunk::kind::delta && !chunk.text.empty()) attempt.delta_seen = true;
+        if (attempt.held_usage) {
+            relay_item usage{.type = relay_item::kind::chunk, .chunk = std::move(*attempt.held_usage)};
+            attempt.held_usage.reset();
+            co_await send_item(attempt.channel, std::move(usage));
+        }
+    }
+    relay_item item{.type = relay_item::kind::chunk, .chunk = std::move(chunk)};
+    co_await send_item(attempt.channel, std::move(item));
+}
+
+// Runs the candidates in order until one gets past its first delta, or ends without an error, or is
+// the last; then marks the end and waits to be cancelled, so that it never wins the race against the
+// writer (which must drain the channel first).
+net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_channel& channel,
+                             orchestrator* routing) {
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        provider& model = *candidates[i].model;
+        attempt_state attempt{.channel = channel, .may_fall_back = i + 1 < candidates.size()};
+        std::string failure;
+        try {
+            chunk_sink sink = [&attempt](stream_chunk chunk) {
+                return forward_chunk(attempt, std::move(chunk));
+            };
+            chat_request request = candidates[i].request;
+            co_await model.stream(std::move(request), sink);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        if (cancelled(co_await net::this_coro::cancellation_state)) co_return;
+        if (!failure.empty()) {
+            spdlog::error("provider {} failed: {}", model.config().name, failure);
+            stream_chunk error = stream_chunk::error(502, "the model failed");
+            co_await forward_chunk(attempt, std::move(error));
+        }
+        if (!attempt.held_error) {
+            if (attempt.held_usage) {
+                relay_item usage{.type = relay_item::kind::chunk, .chunk = std::move(*attempt.held_usage)};
+                co_await send_item(channel, std::move(usage));
+            }
+            break;
+        }
+        const auto kind = failure_kind_from_code(attempt.held_error->code, is_local(model));
+        if (kind == failure_kind::bad_request) {
+            // The request was at fault, not the model: another model would be asked the same thing.
+            relay_item error{.type = relay_item::kind::chunk, .chunk = std::move(*attempt.held_error)};
+            co_await send_item(channel, std::move(error));
+            break;
+        }
+        spdlog::warn("model {} failed before its first token ({} {}: {}); {} answers instead",
+                     model.config().name, to_string(kind), attempt.held_error->code,
+                     attempt.held_error->message, candidates[i + 1].model->config().name);
+        if (routing) routing->report_failure(model.config().name, kind);
+        candidates[i + 1].identity.route_reason = "fallback:" + std::string(to_string(kind));
+        relay_item next{.type = relay_item::kind::next_model, .candidate = i + 1};
+        co_await send_item(channel, std::move(next));
     }
     relay_item end{.type = relay_item::kind::end};
     co_await send_item(channel, std::move(end));
@@ -151,11 +238,22 @@ struct relay_state {
     sse_writer* sse = nullptr;  // null: collect for one JSON answer
     bool final_reported = false;
     clock::time_point last_write = clock::now();
+    metrics::stream_timer timer{metrics::get(), ex.started_at()};
+    orchestrator* routing = nullptr;
+    std::function<void(std::size_t)> switch_model;  // the writer's side of a fallback
+
+    void report_failure(int code) {
+        if (routing)
+            routing->report_failure(model.config().name, failure_kind_from_code(code, is_local(model)));
+    }
 
     net::awaitable<void> report_final() {
         if (final_reported) co_return;
         final_reported = true;
+        out.model = model.config().name;
         estimate_usage(out, model, request);
+        metrics::get().count_tokens(model.config().name, model.config().role, out.prompt_tokens,
+                                    out.completion_tokens);
         try {
             co_await on_final(out);
         } catch (const std::exception& e) {
@@ -191,6 +289,7 @@ struct relay_state {
     // Takes one item at a time and writes it before taking the next (backpressure).
     net::awaitable<void> consume(relay_channel& channel) {
         bool write_failed = false;
+        timer.model_begin();
         try {
             for (;;) {
                 relay_item item = co_await channel.async_receive(net::use_awaitable);
@@ -202,17 +301,23 @@ struct relay_state {
                     }
                     continue;
                 }
+                if (item.type == relay_item::kind::next_model) {
+                    switch_model(item.candidate);
+                    continue;
+                }
                 // The provider ended without saying why: what it sent stands as the answer.
                 if (item.type == relay_item::kind::end) item.chunk = stream_chunk::finish("stop");
                 auto& chunk = item.chunk;
                 switch (chunk.type) {
                     case stream_chunk::kind::delta:
                         if (chunk.text.empty()) break;
+                        timer.chunk_begin();
                         out.text += chunk.text;
                         if (sse) {
                             const auto event = delta_event_json(id, chunk.text);
                             co_await write_event(event);
                         }
+                        timer.chunk_end();
                         break;
                     case stream_chunk::kind::usage:
                         out.prompt_tokens = chunk.prompt_tokens;
@@ -220,7 +325,9 @@ struct relay_state {
                         out.usage_reported = true;
                         break;
                     case stream_chunk::kind::finish:
+                        timer.model_end();
                         out.finish_reason = chunk.finish_reason.empty() ? "stop" : chunk.finish_reason;
+                        if (routing) routing->report_success(model.config().name);
                         co_await report_final();
                         if (sse) {
                             const auto event = final_event_json(id, out);
@@ -232,6 +339,8 @@ struct relay_state {
                         }
                         co_return;
                     case stream_chunk::kind::error:
+                        timer.model_end();
+                        report_failure(chunk.code);
                         out.finish_reason = "error";
                         out.error = api_error{.code = chunk.code,
                                               .message = chunk.message,
@@ -254,11 +363,47 @@ struct relay_state {
 net::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_request& request,
                                   const stream_identity& identity, const relay_options& options,
                                   stream_outcome& outcome, outcome_hook on_final) {
+    std::vector<relay_candidate> candidates;
+    // Not owned: the caller keeps `model` alive for the call.
+    candidates.push_back(
+        {.model = provider_ptr(provider_ptr{}, &model), .request = request, .identity = identity});
+    co_await relay_stream(ex, std::move(candidates), options, outcome, std::move(on_final), nullptr);
+}
+
+std::string route_header_value(const stream_identity& identity) {
+    std::array<char, 32> score{};
+    auto [end, ec] = std::to_chars(score.data(), score.data() + score.size(), identity.route_score);
+    if (ec != std::errc{}) end = score.data();
+    return "role=" + identity.model_used + "; model=" + identity.model + "; reason=" + identity.route_reason +
+           "; score=" + std::string(score.data(), end);
+}
+
+net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> candidates,
+                                  const relay_options& options, stream_outcome& outcome,
+                                  outcome_hook on_final, orchestrator* routing) {
+    if (candidates.empty()) throw std::invalid_argument("relay_stream: no candidate");
+    active_model model{candidates.front().model};
+    chat_request request = candidates.front().request;
+    stream_identity identity = candidates.front().identity;
     relay_state state{ex, model, request, identity, options, outcome, std::move(on_final)};
+    state.routing = routing;
+    state.switch_model = [&](std::size_t index) {
+        model.set(candidates[index].model);
+        request = candidates[index].request;
+        identity = candidates[index].identity;
+        // Nothing written yet (no heartbeat either): the header can still name the model that answers.
+        if (state.sse && !state.sse->started()) {
+            auto head = ex.sse_head();
+            head.set("X-Sluice-Route", route_header_value(identity));
+            state.sse = &ex.open_sse(std::move(head));
+        }
+    };
+    metrics::get().route_decisions(model.config().role, identity.route_reason).inc();
+    std::optional<metrics::gauge_guard> live_stream;
+    if (options.streaming) live_stream.emplace(metrics::get().active_streams());
     if (options.streaming) {
         auto head = ex.sse_head();
-        head.set("X-Sluice-Route",
-                 identity.model_used + "; model=" + identity.model + "; reason=" + identity.route_reason);
+        head.set("X-Sluice-Route", route_header_value(identity));
         state.sse = &ex.open_sse(std::move(head));
     }
     relay_channel channel{co_await net::this_coro::executor, k_channel_capacity};
@@ -268,7 +413,7 @@ net::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_requ
     const auto heartbeat = options.streaming
                                ? std::chrono::duration_cast<clock::duration>(options.heartbeat_interval)
                                : clock::duration::max() / 2;
-    auto winner = co_await (state.consume(channel) || produce(model, request, channel) ||
+    auto winner = co_await (state.consume(channel) || produce(candidates, channel, routing) ||
                             tick(channel, state.last_write, heartbeat) || ex.wait_for_disconnect() ||
                             expire_after(options.request_timeout));
     switch (winner.index()) {
@@ -285,6 +430,7 @@ net::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_requ
         if (!state.final_reported) outcome.finish_reason = "cancelled";
         ex.close_after();
     } else if (outcome.timed_out && !state.final_reported) {
+        if (routing) routing->report_failure(model.config().name, failure_kind::timeout);
         outcome.finish_reason = "error";
         outcome.error = api_error{.code = 504,
                                   .message = "request timed out after " +

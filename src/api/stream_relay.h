@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/api_error.h"
 #include "core/chat.h"
@@ -38,6 +39,7 @@ struct stream_outcome {
     bool first_byte_sent = false;  // of the response: after this an error can only be in-band
     bool client_gone = false;
     bool timed_out = false;
+    std::string model;  // the configured name of the model that answered (after any fallback)
 };
 
 struct relay_options {
@@ -53,6 +55,28 @@ using outcome_hook = std::function<boost::asio::awaitable<void>(const stream_out
 boost::asio::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_request& request,
                                           const stream_identity& identity, const relay_options& options,
                                           stream_outcome& outcome, outcome_hook on_final);
+
+class orchestrator;
+
+// One model the relay may stream from: the request shaped for it (history trimmed to its context,
+// max_tokens capped) and how its events name it.
+struct relay_candidate {
+    provider_ptr model;
+    chat_request request;
+    stream_identity identity;
+};
+
+// The fallback loop (SPEC §5), for every endpoint: streams candidates[0]; when a candidate yields an
+// error before its first delta (connect, 5xx, 429, timeout, local queue full) the client sees nothing
+// of it and the next candidate answers, with route.reason "fallback:<why>". After the first delta a
+// failure is an in-band error event. `routing` (may be null) hears report_success when a stream
+// completes and report_failure for each failure; a client cancel reports neither.
+boost::asio::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> candidates,
+                                          const relay_options& options, stream_outcome& outcome,
+                                          outcome_hook on_final, orchestrator* routing);
+
+// "role=cloud_large; model=gpt; reason=code; score=0.71": the X-Sluice-Route header.
+std::string route_header_value(const stream_identity& identity);
 
 // The seed wire format (SPEC §3).
 std::string delta_event_json(const stream_identity& identity, std::string_view content);

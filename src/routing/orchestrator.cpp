@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "core/metrics.h"
+
 namespace sluice {
 
 namespace {
@@ -40,9 +42,8 @@ std::string_view to_string(failure_kind kind) {
 
 failure_kind failure_kind_from_code(int code, bool local) {
     if (code == 429) return failure_kind::rate_limited;
-    if (code == 503 && local) return failure_kind::queue_full;
+    if (code == 503) return local ? failure_kind::queue_full : failure_kind::connect;
     if (code == 504 || code == 408) return failure_kind::timeout;
-    if (code == 502) return failure_kind::connect;
     if (code >= 500) return failure_kind::server_error;
     if (code >= 400) return failure_kind::bad_request;
     return failure_kind::other;
@@ -194,6 +195,7 @@ void orchestrator::report_success(std::string_view model_name) {
 }
 
 void orchestrator::report_failure(std::string_view model_name, failure_kind kind) {
+    metrics::get().upstream_errors(model_name, to_string(kind)).inc();
     if (kind == failure_kind::bad_request) return;
     if (const auto* e = find(model_name)) e->breaker->record_failure();
 }

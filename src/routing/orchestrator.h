@@ -81,8 +81,10 @@ enum class failure_kind {
 
 std::string_view to_string(failure_kind kind);  // connect, timeout, rate_limited, upstream_5xx, ...
 
-// Maps an error chunk's code: 429 -> rate_limited, 503 from a local model -> queue_full,
-// 504/408 -> timeout, 502 -> connect, other 5xx -> server_error, other 4xx -> bad_request.
+// Maps an error chunk's code as the providers use them (providers/cloud_common.cpp): 429 ->
+// rate_limited, 503 -> queue_full from a local model, connect (cannot reach) from a cloud one,
+// 504/408 -> timeout, 502 (the upstream's own 5xx, or a broken response) and other 5xx ->
+// server_error, other 4xx -> bad_request.
 failure_kind failure_kind_from_code(int code, bool local = false);
 
 struct model_status {

@@ -78,9 +78,12 @@ def test_validation_errors_are_400_in_the_first_data_chunk(upstream, sluice):
         assert status == 400, body
     status, event = sse_error(raw_request(sluice.port, {"message": "m", "preferred_model": "nope"}, sluice.key))
     assert status == 404 and "nope" in event["error"]
-    status, _ = sse_error(raw_request(sluice.port, {"message": "m", "model_type": "local_small"}, sluice.key))
-    assert status == 503
     assert upstream.log() == []  # none of them reached the model
+    # No local model: the other role answers (routing.fallback, the default) and says why; with
+    # routing.fallback = false it is a 503 (tests/e2e/test_orchestrator.py).
+    status, _, body = split_response(raw_request(sluice.port, {"message": "m", "model_type": "local_small"},
+                                                 sluice.key))
+    assert status == 200 and b'"reason":"fallback:not_configured"' in body
     assert_still_answers(sluice)
 
 

@@ -283,10 +283,10 @@ TEST_F(fixture, models_status_lists_every_model_in_config_order) {
 TEST(failure_kind, maps_codes) {
     EXPECT_EQ(failure_kind_from_code(429), failure_kind::rate_limited);
     EXPECT_EQ(failure_kind_from_code(500), failure_kind::server_error);
-    EXPECT_EQ(failure_kind_from_code(502), failure_kind::connect);
+    EXPECT_EQ(failure_kind_from_code(502), failure_kind::server_error);
     EXPECT_EQ(failure_kind_from_code(504), failure_kind::timeout);
     EXPECT_EQ(failure_kind_from_code(503, true), failure_kind::queue_full);
-    EXPECT_EQ(failure_kind_from_code(503, false), failure_kind::server_error);
+    EXPECT_EQ(failure_kind_from_code(503, false), failure_kind::connect);
     EXPECT_EQ(failure_kind_from_code(400), failure_kind::bad_request);
     EXPECT_EQ(to_string(failure_kind::server_error), "upstream_5xx");
 }
