@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "inference/llama_provider.h"
 #include "inference/tiny_model.h"
+#include "providers/anthropic_provider.h"
 #include "providers/openai_provider.h"
 #include "routing/orchestrator.h"
 #include "store/store.h"
@@ -55,6 +56,8 @@ std::vector<provider_ptr> make_providers(const config& cfg, boost::asio::any_io_
                              model.name, local.path);
             }
             providers.push_back(make_llama_provider(local));
+        } else if (model.provider == "anthropic") {
+            providers.push_back(make_anthropic_provider(model, executor));
         } else {
             providers.push_back(make_openai_provider(model, executor));
         }
