@@ -5,6 +5,7 @@
 //                   [--threads N] [--n-batch 512] [--rounds 3] [--prompt TEXT]
 //   llama_vs_server --make-model OUT.gguf [--vocab phi-3] [--embd 768] [--layers 12]
 //       (the same generator as `sluice make-tiny-model`, for when the binary is not built)
+#include <sys/resource.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -21,6 +22,15 @@
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+
+// CPU seconds this process has used (all threads): a measure of cost that other processes on a
+// shared machine cannot inflate the way they inflate wall time.
+double cpu_seconds() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 struct stream_result {
     double ttft_ms = -1;
@@ -113,6 +123,7 @@ int main(int argc, char** argv) {
         boost::asio::io_context io;
         std::vector<stream_result> results(static_cast<std::size_t>(opts.streams));
         const auto start = clock_type::now();
+        const double cpu_start = cpu_seconds();
         for (int s = 0; s < opts.streams; ++s) {
             sluice::chat_request request;
             // Distinct prompts (as llama-server's side uses), so no stream reuses another's prefill.
@@ -142,6 +153,7 @@ int main(int argc, char** argv) {
         }
         io.run();
         const double wall_s = std::chrono::duration<double>(clock_type::now() - start).count();
+        const double cpu_s = cpu_seconds() - cpu_start;
         if (round == 0) continue;
         int tokens = 0;
         std::string ttfts;
@@ -151,8 +163,9 @@ int main(int argc, char** argv) {
             ttfts += std::to_string(r.ttft_ms);
             if (r.finish_reason != "length") std::cerr << "stream ended with " << r.finish_reason << "\n";
         }
-        std::printf("{\"round\":%d,\"streams\":%d,\"tokens\":%d,\"wall_s\":%.6f,\"ttft_ms\":[%s]}\n", round,
-                    opts.streams, tokens, wall_s, ttfts.c_str());
+        std::printf(
+            "{\"round\":%d,\"streams\":%d,\"tokens\":%d,\"wall_s\":%.6f,\"cpu_s\":%.6f,\"ttft_ms\":[%s]}\n",
+            round, opts.streams, tokens, wall_s, cpu_s, ttfts.c_str());
         std::fflush(stdout);
     }
     const auto stats = provider->engine().stats();

@@ -60,7 +60,7 @@ def run_sluice(args, model, streams):
            "--n-batch", str(args.n_batch), "--rounds", str(args.rounds), "--prompt", PROMPT]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rounds = [json.loads(line) for line in out.splitlines() if line.startswith('{"round"')]
-    return [(r["tokens"], r["wall_s"], r["ttft_ms"]) for r in rounds], " ".join(cmd)
+    return [(r["tokens"], r["wall_s"], r["ttft_ms"], r["cpu_s"]) for r in rounds], " ".join(cmd)
 
 
 async def server_stream(session, url, index, max_tokens, start):
@@ -88,17 +88,24 @@ async def server_stream(session, url, index, max_tokens, start):
     return tokens, ttft
 
 
-async def server_rounds(port, streams, args):
+def process_cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def server_rounds(port, streams, args, pid):
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     results = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
         for round_index in range(args.rounds + 1):  # round 0 warms up
             start = time.perf_counter()
+            cpu_start = process_cpu_seconds(pid)
             done = await asyncio.gather(*[server_stream(session, url, i, args.max_tokens, start)
                                           for i in range(streams)])
             wall = time.perf_counter() - start
+            cpu = process_cpu_seconds(pid) - cpu_start
             if round_index:
-                results.append((sum(t for t, _ in done), wall, [f for _, f in done]))
+                results.append((sum(t for t, _ in done), wall, [f for _, f in done], cpu))
     return results
 
 
@@ -129,9 +136,10 @@ def start_server(args, model):
 
 
 def summarise(rounds):
-    rates = [t / w for t, w, _ in rounds]
-    ttfts = [f for _, _, fs in rounds for f in fs if f is not None]
-    return max(rates), statistics.median(rates), statistics.median(ttfts) if ttfts else float("nan")
+    rates = [t / w for t, w, _, _ in rounds]
+    per_cpu = statistics.median(t / c for t, _, _, c in rounds)
+    ttfts = [f for _, _, fs, _ in rounds for f in fs if f is not None]
+    return max(rates), statistics.median(rates), statistics.median(ttfts) if ttfts else float("nan"), per_cpu
 
 
 def write_docs(text):
@@ -183,16 +191,21 @@ def main():
                         runs, sluice_cmd = run_sluice(args, model, streams)
                         sluice_runs += runs
                     else:
-                        server_runs += asyncio.run(server_rounds(port, streams, args))
-            s_best, s_med, s_ttft = summarise(sluice_runs)
-            l_best, l_med, l_ttft = summarise(server_runs)
-            rows.append((streams, s_best, l_best, s_med, l_med, s_ttft, l_ttft))
+                        server_runs += asyncio.run(server_rounds(port, streams, args, proc.pid))
+            s_best, s_med, s_ttft, s_cpu = summarise(sluice_runs)
+            l_best, l_med, l_ttft, l_cpu = summarise(server_runs)
+            rows.append((streams, s_best, l_best, s_med, l_med, s_ttft, l_ttft, s_cpu, l_cpu))
             print(f"{streams} stream(s): sluice best {s_best:.1f} / median {s_med:.1f} tok/s, ttft {s_ttft:.0f} ms | "
                   f"llama-server best {l_best:.1f} / median {l_med:.1f} tok/s, ttft {l_ttft:.0f} ms | "
-                  f"ratio best {s_best / l_best:.3f}, median {s_med / l_med:.3f}", flush=True)
+                  f"ratio best {s_best / l_best:.3f}, median {s_med / l_med:.3f} | "
+                  f"tokens per CPU-second {s_cpu:.1f} vs {l_cpu:.1f} ({s_cpu / l_cpu:.3f})", flush=True)
     finally:
         proc.terminate()
-        proc.wait()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # llama-server sometimes ignores SIGTERM while idle
+            proc.kill()
+            proc.wait()
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -211,15 +224,18 @@ def main():
         f"{args.reps} turns of {args.rounds} measured rounds (after a warm-up round), the sides alternating ABBA; "
         "tokens/s = all completion tokens of a round / its wall time, best and median over the rounds (the best is "
         "the least disturbed by other processes); time to first token is the median over all streams, counted "
-        "from the start of the round (with 4 streams it includes the shared prefill).",
+        "from the start of the round (with 4 streams it includes the shared prefill). Tokens per CPU-second (the "
+        "process's user + system time over the round: all of sluice's bench process; all of llama-server, HTTP "
+        "included) is the figure other processes on a busy machine cannot distort; it is the fairest comparison here.",
         "",
         "| streams | sluice tok/s best / median | llama-server tok/s best / median | sluice ÷ llama-server best / median "
-        "| sluice TTFT ms | llama-server TTFT ms |",
-        "|---|---|---|---|---|---|",
+        "| sluice TTFT ms | llama-server TTFT ms | tokens per CPU-s sluice / llama-server (ratio) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for streams, s_best, l_best, s_med, l_med, s_ttft, l_ttft in rows:
+    for streams, s_best, l_best, s_med, l_med, s_ttft, l_ttft, s_cpu, l_cpu in rows:
         lines.append(f"| {streams} | {s_best:.1f} / {s_med:.1f} | {l_best:.1f} / {l_med:.1f} | "
-                     f"{s_best / l_best:.3f} / {s_med / l_med:.3f} | {s_ttft:.0f} | {l_ttft:.0f} |")
+                     f"{s_best / l_best:.3f} / {s_med / l_med:.3f} | {s_ttft:.0f} | {l_ttft:.0f} | "
+                     f"{s_cpu:.1f} / {l_cpu:.1f} ({s_cpu / l_cpu:.3f}) |")
     lines += [
         "",
         "sluice runs in process (`bench/llama_vs_server`, the provider `serve` uses); llama-server is driven over "
