@@ -251,7 +251,7 @@ if want streams; then
         for t in $targets; do
             curl -s -X POST "$UP/_reset" > /dev/null
             run "$label" "$t" "$model" true --connections "$n" --requests "$n" --ramp-s 3 \
-                --duration $((T_STREAMS + 5)) --timeout-s $((T_STREAMS + 30)) --threads "$threads"
+                --duration $((T_STREAMS + 5)) --timeout-s $((T_STREAMS + 15)) --threads "$threads"
             sleep 2  # let sockets in TIME_WAIT and the gateway's pools settle
         done
     done
