@@ -95,9 +95,10 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
                       .completion_tokens = out.completion_tokens,
                       .cancelled = out.finish_reason == "cancelled" ? 1 : 0,
                       .errors = out.error ? 1 : 0};
+    // Usage first: the model was used even when the append is refused (session_conflict).
     co_await run_blocking(app.store_pool, [&app, &turn, &messages, &usage] {
-        if (!messages.empty()) app.db.append_messages(turn.session_id, turn.key_id, messages);
         app.db.record_usage(usage);
+        if (!messages.empty()) app.db.append_messages(turn.session_id, turn.key_id, messages);
     });
 }
 
