@@ -334,8 +334,11 @@ struct relay_state {
                             co_await write_event(event);
                             co_await sse->finish();
                         } else {
-                            auto body = chat_response_json(id, out);
-                            co_await ex.respond_json(http_status::ok, std::move(body));
+                            http_response res{http_status::ok, ex.request().version()};
+                            res.set(boost::beast::http::field::content_type, "application/json");
+                            res.set("X-Sluice-Route", route_header_value(id));
+                            res.body() = chat_response_json(id, out);
+                            co_await ex.respond(std::move(res));
                         }
                         co_return;
                     case stream_chunk::kind::error:

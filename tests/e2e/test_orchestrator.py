@@ -156,6 +156,7 @@ def test_route_header_and_final_event_say_why(upstream, backup, start_sluice):
     assert status == 200
     body = json.loads(raw)
     assert body["route"]["reason"] == "model_type" and body["model"] == "cloud"
+    assert headers["x-sluice-route"].startswith("role=cloud_large; model=cloud; reason=model_type; score=")
 
 
 def test_unknown_preferred_model_is_404(upstream, backup, start_sluice):
