@@ -14,7 +14,7 @@ APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
   python3 python3-aiohttp python3-pytest clang-format curl ca-certificates chromium
 
-.PHONY: deps build build-asan run test test-asan test-fast format format-check bench clean
+.PHONY: deps build build-asan run test test-asan test-fast format format-check bench fuzz clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || \
@@ -65,6 +65,21 @@ test-fast: build
 
 bench: build
 	bench/run.sh
+
+# libFuzzer (clang) on the parser targets for FUZZ_SECONDS each, starting from the committed corpus.
+# In `make test` the same targets replay the corpus plus deterministic mutations under g++.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@dpkg-query -W -f='$${Status}\n' clang libclang-rt-14-dev 2>/dev/null | grep -c 'ok installed' | grep -q 2 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null)
+	@mkdir -p $(BUILD_DIR)/fuzz
+	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_sse_parser.cpp \
+	  src/upstream/sse_parser.cpp -o $(BUILD_DIR)/fuzz/fuzz_sse_parser
+	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc -DBOOST_JSON_NO_LIB \
+	  tests/fuzz/fuzz_seed_request.cpp src/api/seed_request.cpp -lboost_json -o $(BUILD_DIR)/fuzz/fuzz_seed_request
+	for t in sse_parser seed_request; do \
+	  rm -rf $(BUILD_DIR)/fuzz/corpus-$$t && cp -r tests/fuzz/corpus/$$t $(BUILD_DIR)/fuzz/corpus-$$t && \
+	  $(BUILD_DIR)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_DIR)/fuzz/corpus-$$t || exit 1; done
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
