@@ -37,6 +37,12 @@ LEARNED_DENSE = np.array([name not in rf.PRIOR_ONLY for name in rf.DENSE_NAMES])
 # first turn, few ask for depth); they encode the product's intent: long conversations and explicit
 # requests for depth or code lean to the large model.
 SCORE_BONUS = {"turns": 0.08, "conversation": 0.06, "depth": 0.08, "code": 0.06, "reasoning": 0.04, "math": 0.03}
+# A worked problem: at least two reasoning cues ("step by step" counts two) and a math cue, e.g.
+# "Prove that the square root of 2 is irrational, step by step". A short request like that scored
+# as small talk; 0.6 % of held-in MMLU prompts match, and 5-fold cross-validated APGR is unchanged
+# (0.6626 -> 0.6625) while such requests clear the default threshold.
+WORKED_PROBLEM_BONUS = 0.05
+WORKED_PROBLEM_MIN_REASONING = 2
 
 # Target = SUBJECT_SMOOTHING * own label + (1 - SUBJECT_SMOOTHING) * the subject's mean label.
 SUBJECT_SMOOTHING = 0.5
@@ -123,10 +129,18 @@ def bonus_vector():
     return np.array([SCORE_BONUS.get(name, 0.0) for name in rf.DENSE_NAMES])
 
 
+def worked_problem(dense):
+    """1 where the dense features show a worked problem (see WORKED_PROBLEM_BONUS), else 0."""
+    reasoning = dense[:, rf.DENSE_NAMES.index("reasoning")] * 5.0  # min(hits, 5) / 5
+    math_part = dense[:, rf.DENSE_NAMES.index("math")]
+    return ((reasoning >= WORKED_PROBLEM_MIN_REASONING - 1e-9) & (math_part > 0)).astype(float)
+
+
 def score(strong, weak, x):
     ps = 1.0 / (1.0 + np.exp(-strong.logit(x)))
     pw = 1.0 / (1.0 + np.exp(-weak.logit(x)))
-    return np.clip(0.5 + 0.5 * (ps - pw) + x.dense @ bonus_vector(), 0.0, 1.0)
+    bonus = x.dense @ bonus_vector() + WORKED_PROBLEM_BONUS * worked_problem(x.dense)
+    return np.clip(0.5 + 0.5 * (ps - pw) + bonus, 0.0, 1.0)
 
 
 def labels(rows, smoothing=SUBJECT_SMOOTHING):
@@ -214,6 +228,8 @@ def emit(path, strong, weak, quantiles, samples, description):
             lines.append("    " + "".join(row))
         lines.append("};")
     lines.append("constexpr double k_score_bonus[] = {" + ", ".join(repr(float(b)) for b in bonus_vector()) + "};")
+    lines.append(f"constexpr double k_worked_problem_bonus = {WORKED_PROBLEM_BONUS!r};")
+    lines.append(f"constexpr int k_worked_problem_min_reasoning = {WORKED_PROBLEM_MIN_REASONING};")
     lines.append("constexpr double k_score_quantiles[] = {")
     for i in range(0, len(quantiles), 6):
         lines.append("    " + " ".join(f"{q!r}," for q in quantiles[i:i + 6]))

@@ -53,6 +53,11 @@ struct scored {
     head_parts strong, weak;
 };
 
+// As the training script's worked_problem(): its math feature counts cue words and operators.
+bool worked_problem(const request_features& f) {
+    return f.reasoning_hits >= router_model::get().worked_problem_min_reasoning && f.math_hits >= 1;
+}
+
 scored score_parts(const request_features& f) {
     const auto& m = router_model::get();
     const bucket_weights* table = ngram_table();
@@ -69,6 +74,7 @@ scored score_parts(const request_features& f) {
     scored s{0, evaluate(m.strong, f, strong), evaluate(m.weak, f, weak)};
     double value = 0.5 + 0.5 * (s.strong.probability - s.weak.probability);
     for (std::size_t i = 0; i < k_dense_feature_count; ++i) value += m.score_bonus[i] * f.dense[i];
+    if (worked_problem(f)) value += m.worked_problem_bonus;
     s.score = std::clamp(value, 0.0, 1.0);
     return s;
 }
@@ -135,7 +141,9 @@ policy_decision auto_policy::decide(const request_features& f) const {
         {"code", f.code_hits >= 3, contribution(s, f, dense_feature::code)},
         {"math", f.math_hits >= 3,
          contribution(s, f, dense_feature::math) + contribution(s, f, dense_feature::digits)},
-        {"reasoning", f.reasoning_hits >= 1, contribution(s, f, dense_feature::reasoning)},
+        {"reasoning", f.reasoning_hits >= 1,
+         contribution(s, f, dense_feature::reasoning) +
+             (worked_problem(f) ? router_model::get().worked_problem_bonus : 0.0)},
         {"depth", f.depth_hits >= 1, contribution(s, f, dense_feature::depth)},
         {"long_context", f.message_bytes >= 2000 || f.conversation_chars >= 16000,
          contribution(s, f, dense_feature::length) + contribution(s, f, dense_feature::conversation)},

@@ -15,6 +15,8 @@ const model& get() {
         .strong = {.bias = k_strong_bias, .dense = k_strong_dense, .ngrams = k_strong_ngrams},
         .weak = {.bias = k_weak_bias, .dense = k_weak_dense, .ngrams = k_weak_ngrams},
         .score_bonus = k_score_bonus,
+        .worked_problem_bonus = k_worked_problem_bonus,
+        .worked_problem_min_reasoning = k_worked_problem_min_reasoning,
         .score_quantiles = k_score_quantiles,
         .samples = k_samples,
         .description = k_description,

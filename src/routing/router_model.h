@@ -44,6 +44,10 @@ struct model {
     // Added to the score for each dense feature (times its value): hand-set priors for what the
     // training set cannot teach (every MMLU prompt is a first turn). Same order as dense_names.
     std::span<const double> score_bonus;
+    // Added once for a worked problem: at least worked_problem_min_reasoning reasoning cues and a math
+    // cue (a short "prove ... step by step" otherwise scores as small talk).
+    double worked_problem_bonus;
+    int worked_problem_min_reasoning;
     // Score quantiles 0%, 1%, ..., 100% over the held-in prompt sample: cloud_share -> threshold.
     std::span<const double> score_quantiles;
     std::span<const parity_sample> samples;

@@ -76,6 +76,15 @@ TEST(policy, short_chat_stays_local_by_default) {
     EXPECT_EQ(d.reasons.front(), "short_chat");
 }
 
+// A short worked problem (two reasoning cues and a math cue) is more than small talk.
+TEST(policy, a_worked_problem_goes_to_the_cloud_by_default) {
+    const auto_policy p;
+    const auto proof = p.decide("Prove that the square root of 2 is irrational, step by step");
+    EXPECT_EQ(proof.role, model_role::cloud_large);
+    EXPECT_EQ(proof.reason, "reasoning");
+    EXPECT_EQ(p.decide("hi there").role, model_role::local_small);
+}
+
 TEST(policy, names_the_cues_it_saw) {
     const auto_policy any(with_threshold(0.0));  // everything to the cloud: the main reason is a cue
     const auto code = any.decide("Fix this function:\n```cpp\nint f(int* p) { return *p; }\n```");
