@@ -67,19 +67,22 @@ http_response seed_chat_error(const http_request& request, const api_error& erro
 
 struct turn_record {
     std::string key_id;
-    std::string session_id;
-    std::string user_message;
+    std::string session_id;  // empty: nothing is stored, only the usage counted
+    std::vector<chat_message> new_messages;
     std::string model;
 };
 
-// Stores the user turn and the answer (whatever ended it), and counts the usage.
+// Stores the new turn and the answer (whatever ended it), and counts the usage.
 net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stream_outcome& out) {
     const bool answered = !(out.error && out.text.empty() && !out.client_gone);
     const auto now = now_ms();
     if (!out.model.empty()) turn.model = out.model;  // a fallback model answered
     std::vector<stored_message> messages;
-    if (answered) {
-        messages.push_back({.role = "user", .content = turn.user_message, .created_ms = now});
+    if (answered && !turn.session_id.empty()) {
+        for (const auto& message : turn.new_messages) {
+            if (message.role == "system") continue;  // a request's system prompt is not the session's
+            messages.push_back({.role = message.role, .content = message.content, .created_ms = now});
+        }
         messages.push_back({.role = "assistant",
                             .content = out.text,
                             .model = turn.model,
@@ -103,7 +106,6 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
 }
 
 net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_stream) {
-    const auto started = std::chrono::steady_clock::now();
     const auto& request = ex.request();
     auto parsed = parse_seed_request(request.body(), app.cfg.models);
     if (auto* error = std::get_if<api_error>(&parsed)) {
@@ -112,15 +114,28 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
         co_return;
     }
     auto& seed = std::get<seed_request>(parsed);
-    const bool streaming = always_stream || seed.stream;
-    std::string session_id = seed.session_id.value_or(new_id("s_"));
+    chat_turn turn{.messages = {{"user", seed.message}},
+                   .session_id = seed.session_id.value_or(new_id("s_")),
+                   .lock_session = seed.session_id.has_value(),
+                   .preferred_model = seed.preferred_model,
+                   .model_type = seed.model_type,
+                   .max_tokens = seed.max_tokens,
+                   .streaming = always_stream || seed.stream};
+    turn.params.temperature = seed.temperature.value_or(k_default_temperature);
+    const auto format = seed_stream_format(turn.streaming);
+    co_await run_chat_turn(app, ex, std::move(turn), format);
+}
+
+}  // namespace
+
+net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn,
+                                   const stream_format& format) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto& request = ex.request();
+    const bool streaming = turn.streaming;
+    const std::string session_id = turn.session_id;
     auto fail = [&](const api_error& error) {
-        if (streaming) {
-            return sse_error_response(static_cast<http_status>(error.code),
-                                      error_event_json(error, session_id), error.retry_after_s,
-                                      request.version(), request.keep_alive());
-        }
-        return json_seed_error(request, error, session_id);
+        return format.error_response(request, error, session_id, nullptr);
     };
 
     // Per-key limits (429) before any model or session work; the slot lives as long as the stream.
@@ -137,7 +152,7 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
     // One turn at a time per session (in this process; see session_locks.h for several processes):
     // held from loading the history until the answer is stored.
     std::optional<session_locks::guard> turn_lock;
-    if (app.sessions && seed.session_id) {
+    if (app.sessions && turn.lock_session && !session_id.empty()) {
         const auto wait = std::chrono::milliseconds{app.cfg.routing.session_wait_ms};
         turn_lock = co_await app.sessions->acquire(session_id, wait);
         if (!turn_lock) {
@@ -152,7 +167,9 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
     std::vector<stored_message> history;
     std::optional<api_error> session_error;
     try {
-        auto owner = co_await run_blocking(app.store_pool, [&] { return app.db.session_owner(session_id); });
+        std::optional<std::string> owner;
+        if (!session_id.empty())
+            owner = co_await run_blocking(app.store_pool, [&] { return app.db.session_owner(session_id); });
         if (owner && !constant_time_equal(*owner, key_id)) {
             session_error = api_error{.code = 404, .message = "session not found"};
         } else if (owner) {
@@ -173,30 +190,30 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
         if (message.role == "system" || message.content.empty()) continue;
         conversation.push_back({std::move(message.role), std::move(message.content)});
     }
-    conversation.push_back({"user", seed.message});
+    for (const auto& message : turn.messages) conversation.push_back(message);
 
-    auto planned = app.routing->plan(route_request_for(conversation, seed.preferred_model, seed.model_type));
+    auto planned = app.routing->plan(route_request_for(conversation, turn.preferred_model, turn.model_type));
     if (!planned.ok()) {
         auto res = fail(planned.error);
         co_await ex.respond(std::move(res));
         co_return;
     }
-    generation_params params;
-    params.max_tokens = seed.max_tokens.value_or(k_default_max_tokens);
-    params.temperature = seed.temperature.value_or(k_default_temperature);
+    generation_params params = turn.params;
+    params.max_tokens = turn.max_tokens.value_or(k_default_max_tokens);
     const stream_identity base{.session_id = session_id};
     auto candidates = make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, params, base);
     relay_options options{.heartbeat_interval = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
                           .request_timeout = std::chrono::seconds{app.cfg.server.request_timeout_s},
-                          .streaming = streaming};
+                          .streaming = streaming,
+                          .format = &format};
     stream_outcome outcome;
-    turn_record turn{.key_id = key_id,
-                     .session_id = session_id,
-                     .user_message = seed.message,
-                     .model = candidates.front().identity.model};
+    turn_record record{.key_id = key_id,
+                       .session_id = session_id,
+                       .new_messages = turn.messages,
+                       .model = candidates.front().identity.model};
     // Named: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
     outcome_hook persist =
-        slot.wrap([&app, turn](const stream_outcome& out) { return persist_turn(app, turn, out); });
+        slot.wrap([&app, record](const stream_outcome& out) { return persist_turn(app, record, out); });
     co_await relay_stream(ex, std::move(candidates), options, outcome, persist, app.routing);
 
     const auto elapsed =
@@ -205,8 +222,6 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
                  outcome.model, outcome.finish_reason, outcome.prompt_tokens, outcome.completion_tokens,
                  elapsed.count(), outcome.error ? " error: " + outcome.error->message : std::string{});
 }
-
-}  // namespace
 
 http_response seed_sse_error(const http_request& request, const api_error& error) {
     return sse_error_response(static_cast<http_status>(error.code),

@@ -12,9 +12,11 @@
 #include "api/app.h"
 #include "api/chat_api.h"
 #include "api/metrics_api.h"
+#include "api/openai_compat.h"
 #include "api/ops_api.h"
 #include "api/session_locks.h"
 #include "api/sessions_api.h"
+#include "api/ui.h"
 #include "api/usage_api.h"
 #include "core/ids.h"
 #include "http/auth.h"
@@ -99,6 +101,8 @@ int run_serve(const config& cfg) {
         app.sessions = &sessions;
         add_ops_routes(routes, app);
         add_chat_routes(routes, app);
+        add_openai_routes(routes, app);
+        add_ui_routes(routes);
         add_session_routes(routes, app);
         add_usage_routes(routes, app);
         add_metrics_route(routes, app, [&routing] { return routing.models_status(); });

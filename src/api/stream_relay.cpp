@@ -235,8 +235,10 @@ struct relay_state {
     const relay_options& options;
     stream_outcome& out;
     outcome_hook on_final;
-    sse_writer* sse = nullptr;  // null: collect for one JSON answer
+    const stream_format& format;  // how events and answers are written (seed or OpenAI)
+    sse_writer* sse = nullptr;    // null: collect for one JSON answer
     bool final_reported = false;
+    bool responded_whole = false;  // an early error went out as a whole response, not on `sse`
     clock::time_point last_write = clock::now();
     metrics::stream_timer timer{metrics::get(), ex.started_at()};
     orchestrator* routing = nullptr;
@@ -263,16 +265,16 @@ struct relay_state {
 
     // The error goes out as a real status when nothing was sent yet, else as an in-band event.
     net::awaitable<void> write_error(const api_error& error) {
-        const std::string event = error_event_json(error, id.session_id, &id);
-        if (!sse) {
-            http_response res{to_status(error.code), ex.request().version()};
-            res.set(boost::beast::http::field::content_type, "application/json");
-            if (error.retry_after_s > 0) {
-                res.set(boost::beast::http::field::retry_after, std::to_string(error.retry_after_s));
-            }
-            res.body() = event;
+        if (!sse || (!sse->started() && !format.early_error_as_event)) {
+            api_error shown = error;
+            shown.code = static_cast<int>(to_status(error.code));
+            auto res = format.error_response(ex.request(), shown, id.session_id, &id);
+            responded_whole = true;
             co_await ex.respond(std::move(res));
-        } else if (!sse->started()) {
+            co_return;
+        }
+        const std::string event = format.error_event(error, id);
+        if (!sse->started()) {
             co_await sse->fail(to_status(error.code), event, error.retry_after_s);
         } else {
             co_await sse->event(event);
@@ -309,16 +311,18 @@ struct relay_state {
                 if (item.type == relay_item::kind::end) item.chunk = stream_chunk::finish("stop");
                 auto& chunk = item.chunk;
                 switch (chunk.type) {
-                    case stream_chunk::kind::delta:
+                    case stream_chunk::kind::delta: {
                         if (chunk.text.empty()) break;
                         timer.chunk_begin();
+                        const bool first_piece = out.text.empty();
                         out.text += chunk.text;
                         if (sse) {
-                            const auto event = delta_event_json(id, chunk.text);
-                            co_await write_event(event);
+                            const auto events = format.delta(id, chunk.text, first_piece);
+                            for (const auto& event : events) co_await write_event(event);
                         }
                         timer.chunk_end();
                         break;
+                    }
                     case stream_chunk::kind::usage:
                         out.prompt_tokens = chunk.prompt_tokens;
                         out.completion_tokens = chunk.completion_tokens;
@@ -330,14 +334,14 @@ struct relay_state {
                         if (routing) routing->report_success(model.config().name);
                         co_await report_final();
                         if (sse) {
-                            const auto event = final_event_json(id, out);
-                            co_await write_event(event);
+                            const auto events = format.final(id, out);
+                            for (const auto& event : events) co_await write_event(event);
                             co_await sse->finish();
                         } else {
                             http_response res{http_status::ok, ex.request().version()};
                             res.set(boost::beast::http::field::content_type, "application/json");
                             res.set("X-Sluice-Route", route_header_value(id));
-                            res.body() = chat_response_json(id, out);
+                            res.body() = format.whole(id, out);
                             co_await ex.respond(std::move(res));
                         }
                         co_return;
@@ -388,7 +392,16 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
     active_model model{candidates.front().model};
     chat_request request = candidates.front().request;
     stream_identity identity = candidates.front().identity;
-    relay_state state{ex, model, request, identity, options, outcome, std::move(on_final)};
+    const stream_format seed_format =
+        options.format ? stream_format{} : seed_stream_format(options.streaming);
+    relay_state state{ex,
+                      model,
+                      request,
+                      identity,
+                      options,
+                      outcome,
+                      std::move(on_final),
+                      options.format ? *options.format : seed_format};
     state.routing = routing;
     state.switch_model = [&](std::size_t index) {
         model.set(candidates[index].model);
@@ -447,7 +460,39 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
         }
     }
     co_await state.report_final();
-    if (state.sse && !state.sse->finished()) ex.close_after();
+    if (state.sse && !state.sse->finished() && !state.responded_whole) ex.close_after();
+}
+
+stream_format seed_stream_format(bool streaming) {
+    stream_format format;
+    format.delta = [](const stream_identity& who, std::string_view content, bool) {
+        return std::vector<std::string>{delta_event_json(who, content)};
+    };
+    format.final = [](const stream_identity& who, const stream_outcome& out) {
+        return std::vector<std::string>{final_event_json(who, out)};
+    };
+    format.error_event = [](const api_error& error, const stream_identity& who) {
+        return error_event_json(error, who.session_id, &who);
+    };
+    format.error_response = [streaming](const http_request& request, const api_error& error,
+                                        std::string_view session_id, const stream_identity* who) {
+        const auto event = error_event_json(error, session_id, who);
+        if (streaming) {
+            return sse_error_response(to_status(error.code), event, error.retry_after_s, request.version(),
+                                      request.keep_alive());
+        }
+        http_response res{to_status(error.code), request.version()};
+        res.set(boost::beast::http::field::content_type, "application/json");
+        if (error.retry_after_s > 0)
+            res.set(boost::beast::http::field::retry_after, std::to_string(error.retry_after_s));
+        res.body() = event;
+        return res;
+    };
+    format.early_error_as_event = true;
+    format.whole = [](const stream_identity& who, const stream_outcome& out) {
+        return chat_response_json(who, out);
+    };
+    return format;
 }
 
 std::string delta_event_json(const stream_identity& identity, std::string_view content) {

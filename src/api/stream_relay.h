@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/api_error.h"
@@ -42,10 +43,35 @@ struct stream_outcome {
     std::string model;  // the configured name of the model that answered (after any fallback)
 };
 
+// The wire format of the events and answers: the seed API's (SPEC §3) unless a route brings its own
+// (the OpenAI-compatible one). Each event is one JSON object, sent as one `data:` line.
+struct stream_format {
+    // The events for one piece of the answer; `first` is true for the first piece.
+    std::function<std::vector<std::string>(const stream_identity&, std::string_view content, bool first)>
+        delta;
+    // The events that close a successful answer, before data: [DONE].
+    std::function<std::vector<std::string>(const stream_identity&, const stream_outcome&)> final;
+    // An error after the stream started: one in-band event, then [DONE].
+    std::function<std::string(const api_error&, const stream_identity&)> error_event;
+    // The whole response for an error before anything was sent (`who` is null before a model was chosen).
+    std::function<http_response(const http_request&, const api_error&, std::string_view session_id,
+                                const stream_identity* who)>
+        error_response;
+    // A stream that fails before its first byte answers with the real status and one error_event
+    // (the seed API) rather than error_response (OpenAI's clients expect a JSON error there).
+    bool early_error_as_event = false;
+    // The body of a non-streaming answer (application/json).
+    std::function<std::string(const stream_identity&, const stream_outcome&)> whole;
+};
+
+// The seed format; `streaming` picks how an early error is shaped (SSE event or JSON object).
+stream_format seed_stream_format(bool streaming);
+
 struct relay_options {
     std::chrono::milliseconds heartbeat_interval{15000};
     std::chrono::milliseconds request_timeout{300000};
     bool streaming = true;  // false: collect the answer, then one JSON object (POST /api/v1/chat)
+    const stream_format* format = nullptr;  // null: seed_stream_format(streaming)
 };
 
 // Called exactly once with the final outcome: before the last event goes out (so a follow-up

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from conftest import Upstream
-from orchestrator_support import (call, closed_port_url, final_of, model_toml, models, stream, text_of,
-                                  wait_until)
+from orchestrator_support import (call, closed_port_url, final_of, model_toml, models, parse_events, stream,
+                                  text_of, wait_until)
 
 
 @pytest.fixture
@@ -181,3 +181,27 @@ def test_missing_role_without_fallback_is_503(upstream, start_sluice):
     code, headers, events = stream(s, {"message": "hi", "model_type": "local_small"})
     assert code == 503 and events[0]["code"] == 503 and "retry-after" in headers
     assert upstream.log() == []
+
+
+def test_fallback_on_a_first_byte_timeout(upstream, backup, start_sluice):
+    s = start_pair(start_sluice, upstream.base_url, backup.base_url, primary_extra={"first_byte_timeout_ms": 300})
+    upstream.script(first_byte_delay_ms=5000)
+    backup.script(chunks=["on ", "time"])
+    code, _, events = stream(s, {"message": "hi", **CLOUD})
+    assert code == 200 and text_of(events) == "on time"
+    assert final_of(events)["route"]["reason"] == "fallback:timeout"
+
+
+def test_fallback_after_heartbeats_keeps_the_stream(upstream, backup, start_sluice):
+    toml = model_toml("cloud", upstream.base_url) + model_toml("backup", backup.base_url)
+    s = start_sluice(None, server={"heartbeat_interval_s": 1}, extra_toml=toml)
+    upstream.script(status=500, first_byte_delay_ms=1500)
+    status, headers, raw = call(s, "POST", "/api/v1/chat/stream", {"message": "hi", **CLOUD})
+    assert status == 200
+    assert b": ping" in raw.split(b"data:")[0]  # a heartbeat went out before the switch
+    events = parse_events(raw)
+    assert not [e for e in events if "error" in e]
+    final = final_of(events)
+    assert final["model"] == "backup" and final["route"]["reason"] == "fallback:upstream_5xx"
+    # The header had gone out with the first choice; the final event says who answered and why.
+    assert "model=cloud" in headers["x-sluice-route"]
