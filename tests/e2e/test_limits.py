@@ -161,3 +161,25 @@ def test_usage_reflects_requests_tokens_cancels_and_errors(upstream, sluice):
 def test_usage_needs_a_key(sluice):
     status, _, _ = request(sluice.base_url, "GET", "/api/v1/usage")
     assert status == 401
+
+
+def test_openai_endpoint_is_limited_the_same_way(upstream, sluice):
+    key, _ = create_key(sluice.config_path, rpm=2)
+    fresh_rate_window()
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    status, _, text = request(sluice.base_url, "POST", "/v1/chat/completions", key, body)
+    if status == 404 and "no such endpoint" in text:
+        return  # this build has no OpenAI surface yet
+    assert status == 200, text
+    # The seed and OpenAI endpoints share one budget per key.
+    assert stream(sluice.base_url, key)[0] == 200
+    for streaming in (False, True):
+        status, headers, text = request(sluice.base_url, "POST", "/v1/chat/completions", key,
+                                        {**body, "stream": streaming})
+        assert status == 429, text
+        assert 1 <= int(headers["retry-after"]) <= 60
+        if headers.get("content-type", "").startswith("text/event-stream"):
+            text = next(line[len("data:"):].strip() for line in text.splitlines() if line.startswith("data:"))
+        error = json.loads(text)["error"]
+        assert "requests_per_minute" in error["message"]
+        assert error["type"] and error["code"]
