@@ -61,7 +61,9 @@ net::awaitable<void> models(app_context& app, exchange& ex) {
 
 void add_ops_routes(router& routes, app_context& app) {
     routes.add(http_verb::get, "/healthz", healthz, {.needs_auth = false});
-    routes.add(http_verb::get, "/readyz", [&app](exchange& ex) { return readyz(app, ex); });
+    // Probes (load balancers, Kubernetes) carry no key; readiness says nothing secret.
+    routes.add(http_verb::get, "/readyz", [&app](exchange& ex) { return readyz(app, ex); },
+               {.needs_auth = false});
     routes.add(http_verb::get, "/api/v1/models", [&app](exchange& ex) { return models(app, ex); });
 }
 

@@ -58,10 +58,11 @@ def test_401_cases(upstream, sluice):
         assert status == 401, header_line
         assert "sk-" not in event["error"]
     assert_still_answers(sluice)
-    # Only /healthz is open.
-    health = send_raw(sluice.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert split_response(health)[0] == 200
-    for path in ["/readyz", "/api/v1/models"]:
+    # Only the probes /healthz and /readyz are open.
+    for path in ["/healthz", "/readyz"]:
+        res = send_raw(sluice.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        assert split_response(res)[0] == 200, path
+    for path in ["/api/v1/models", "/api/v1/usage", "/metrics"]:
         res = send_raw(sluice.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         assert split_response(res)[0] == 401, path
     # The key never reaches the log.
