@@ -25,14 +25,14 @@ namespace sluice {
 using chunk_sink = std::function<boost::asio::awaitable<void>(stream_chunk)>;
 
 struct provider_status {
-    bool available = true;   // loaded / reachable as far as we know
-    std::string detail;      // why not, when not
-    int queue_depth = 0;     // local: requests waiting for a slot
-    int active = 0;          // streams in flight
+    bool available = true;  // loaded / reachable as far as we know
+    std::string detail;     // why not, when not
+    int queue_depth = 0;    // local: requests waiting for a slot
+    int active = 0;         // streams in flight
 };
 
 class provider {
-public:
+  public:
     virtual ~provider() = default;
 
     virtual const model_config& config() const = 0;
