@@ -9,10 +9,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
+#include <chrono>
 #include <filesystem>
 #include <future>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <variant>
 
 #include "core/ids.h"
@@ -52,6 +54,12 @@ class unreachable_store : public store {
 class admission_test : public ::testing::Test {
   protected:
     void SetUp() override {
+        // Rate windows are whole clock minutes: start each test well inside one, so a boundary can
+        // never split a test's requests across two windows.
+        const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
+        const auto into_minute = since_epoch % std::chrono::minutes(1);
+        if (into_minute > std::chrono::seconds(55))
+            std::this_thread::sleep_for(std::chrono::minutes(1) - into_minute);
         dir_ = std::filesystem::temp_directory_path() / ("sluice-admission-" + random_token(12));
         std::filesystem::create_directories(dir_);
         db_ = open_store({.url = "sqlite://" + (dir_ / "s.db").string()});
