@@ -238,7 +238,7 @@ def main():
                      f"{s_cpu:.1f} / {l_cpu:.1f} ({s_cpu / l_cpu:.3f}) |")
     lines += [
         "",
-        "Why one thread: with 2 threads per side, ggml's spinning thread barriers collapse whenever other processes hold the cores (a trial at load 10: 2.9 tok/s with 2 threads against 38.7 with 1, same 4 streams), which would measure the machine, not the code; both sides use the same count. Earlier runs of this table at load 9-17 gave medians of 0.98-1.08 on both rows with noisy bests (0.73-1.15); tokens per CPU-second stayed at 1.01-1.03 throughout. sluice reaches its first token sooner because a request is admitted into the batch on the step after it arrives, while llama-server first routes it through its task queue and HTTP layer.",
+        "Why one thread: with 2 threads per side, ggml's spinning thread barriers collapse whenever other processes hold the cores (a trial at load 10: 2.9 tok/s with 2 threads against 38.7 with 1, same 4 streams), which would measure the machine, not the code; both sides use the same count. Earlier runs of this table at load 9-17 gave medians of 0.98-1.08 on both rows with noisy bests (0.73-1.15); tokens per CPU-second, measured in the last two runs, was 1.01-1.03. The earlier first token on sluice's side is not profiled; llama-server's figure includes its HTTP layer and task queue, sluice's (in process) does not.",
         "",
         "sluice runs in process (`bench/llama_vs_server`, the provider `serve` uses); llama-server is driven over "
         "HTTP on 127.0.0.1 (its streaming overhead per token is far below a decode step of this model).",
