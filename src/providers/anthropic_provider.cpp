@@ -109,43 +109,18 @@ boost::asio::awaitable<bool> take_anthropic_event(const sse_event& event, cloud_
     co_return true;  // ping, content_block_start/stop and future event types carry nothing for us
 }
 
-class anthropic_provider final : public provider {
+class anthropic_provider final : public cloud_provider {
   public:
     anthropic_provider(model_config cfg, boost::asio::any_io_executor executor)
-        : cfg_(std::move(cfg)),
-          endpoint_(make_cloud_endpoint(cfg_, std::move(executor), "https://api.anthropic.com/v1")) {}
-
-    const model_config& config() const override { return cfg_; }
-
-    provider_status status() const override {
-        return {.available = endpoint_.unavailable.empty(),
-                .detail = endpoint_.unavailable,
-                .active = active_.load()};
-    }
-
-    int count_tokens(const std::string& text) const override { return estimate_tokens(text); }
-
-    boost::asio::awaitable<void> stream(chat_request request, chunk_sink sink) override {
-        if (!endpoint_.unavailable.empty()) {
-            co_await emit_chunk(
-                sink,
-                stream_chunk::error(503, "model " + cfg_.name + " is unavailable: " + endpoint_.unavailable));
-            co_return;
-        }
-        ++active_;
-        struct active_guard {
-            std::atomic<int>& count;
-            ~active_guard() { --count; }
-        } guard{active_};
-        cloud_event_handler on_event = [&sink](const sse_event& event,
-                                               cloud_stream_state& state) -> boost::asio::awaitable<bool> {
-            return take_anthropic_event(event, state, sink);
-        };
-        co_await run_cloud_stream(*endpoint_.client, cfg_, build_request(request), request, sink, on_event);
-    }
+        : cloud_provider(std::move(cfg), std::move(executor), "https://api.anthropic.com/v1") {}
 
   private:
-    upstream_request build_request(const chat_request& request) const {
+    boost::asio::awaitable<bool> take_event(const sse_event& event, cloud_stream_state& state,
+                                            const chunk_sink& sink) const override {
+        return take_anthropic_event(event, state, sink);
+    }
+
+    upstream_request build_request(const chat_request& request) const override {
         json::object body = messages_body(request);
         body["model"] = upstream_model_name(cfg_);
         body["max_tokens"] = request.params.max_tokens;
@@ -167,10 +142,6 @@ class anthropic_provider final : public provider {
         out.body = json::serialize(body);
         return out;
     }
-
-    model_config cfg_;
-    cloud_endpoint endpoint_;
-    mutable std::atomic<int> active_{0};
 };
 
 }  // namespace

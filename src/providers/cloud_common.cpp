@@ -232,4 +232,35 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
 }
 #pragma GCC diagnostic pop
 
+cloud_provider::cloud_provider(model_config cfg, boost::asio::any_io_executor executor,
+                               std::string_view default_base_url)
+    : cfg_(std::move(cfg)), endpoint_(make_cloud_endpoint(cfg_, std::move(executor), default_base_url)) {}
+
+provider_status cloud_provider::status() const {
+    return {.available = endpoint_.unavailable.empty(),
+            .detail = endpoint_.unavailable,
+            .active = active_.load()};
+}
+
+boost::asio::awaitable<void> cloud_provider::stream(chat_request request, chunk_sink sink) {
+    if (!endpoint_.unavailable.empty()) {
+        stream_chunk unavailable =
+            stream_chunk::error(503, "model " + cfg_.name + " is unavailable: " + endpoint_.unavailable);
+        co_await emit_chunk(sink, std::move(unavailable));
+        co_return;
+    }
+    ++active_;
+    struct active_guard {
+        std::atomic<int>& count;
+        ~active_guard() { --count; }
+    } guard{active_};
+    // Named, not temporaries inside the co_await: g++ 12 mishandles those (see run_cloud_stream).
+    cloud_event_handler on_event = [this, &sink](const sse_event& event,
+                                                 cloud_stream_state& state) -> boost::asio::awaitable<bool> {
+        return take_event(event, state, sink);
+    };
+    upstream_request upstream = build_request(request);
+    co_await run_cloud_stream(*endpoint_.client, cfg_, std::move(upstream), request, sink, on_event);
+}
+
 }  // namespace sluice

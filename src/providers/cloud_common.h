@@ -1,6 +1,7 @@
 #pragma once
 // What the cloud wire formats (openai, anthropic) share: the HTTP client set-up from a model's
 // config, the API key from the environment, and the mapping of upstream failures to client errors.
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <functional>
@@ -82,5 +83,29 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
 
 // Emits a chunk unless the caller has cancelled; false when it has.
 boost::asio::awaitable<bool> emit_chunk(const chunk_sink& sink, stream_chunk chunk);
+
+// What every cloud provider shares: availability, the count of streams in flight and the stream
+// loop. A wire format supplies only its request and the mapping of its events.
+class cloud_provider : public provider {
+  public:
+    cloud_provider(model_config cfg, boost::asio::any_io_executor executor,
+                   std::string_view default_base_url);
+
+    const model_config& config() const override { return cfg_; }
+    provider_status status() const override;
+    int count_tokens(const std::string& text) const override { return estimate_tokens(text); }
+    boost::asio::awaitable<void> stream(chat_request request, chunk_sink sink) override;
+
+  protected:
+    virtual upstream_request build_request(const chat_request& request) const = 0;
+    virtual boost::asio::awaitable<bool> take_event(const sse_event& event, cloud_stream_state& state,
+                                                    const chunk_sink& sink) const = 0;
+
+    model_config cfg_;
+    cloud_endpoint endpoint_;
+
+  private:
+    mutable std::atomic<int> active_{0};
+};
 
 }  // namespace sluice
