@@ -11,7 +11,7 @@ export CCACHE_NOHASHDIR := 1
 
 APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
   libboost1.81-dev libboost-json1.81-dev libssl-dev libsqlite3-dev libhiredis-dev redis-server \
-  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
+  libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev \
   python3 python3-aiohttp python3-pytest clang-format curl ca-certificates chromium
 
 .PHONY: deps build build-asan run test test-asan test-fast format format-check bench fuzz clean
@@ -63,7 +63,9 @@ test-asan: build-asan
 test-fast: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
 
-bench: build
+bench: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DSLUICE_BUILD_BENCH=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
 	bench/run.sh
 
 # libFuzzer (clang) on the parser targets for FUZZ_SECONDS each, starting from the committed corpus.

@@ -1,7 +1,7 @@
 #pragma once
 // What the endpoints share for the life of the server: the configuration, the store (reached only
 // through run_blocking on its own pool), one provider per configured model, the orchestrator and the
-// per-session turn locks.
+// per-session turn locks and the batched usage ledger.
 #include <boost/asio/thread_pool.hpp>
 #include <vector>
 
@@ -13,6 +13,7 @@ namespace sluice {
 
 class orchestrator;
 class session_locks;
+class usage_ledger;
 
 struct app_context {
     const config& cfg;
@@ -21,6 +22,7 @@ struct app_context {
     std::vector<provider_ptr> providers;  // providers[i] serves cfg.models[i]
     orchestrator* routing = nullptr;      // who answers each request (set by serve)
     session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
+    usage_ledger* usage = nullptr;        // batched usage writes (set by serve; null: write each)
 };
 
 }  // namespace sluice

@@ -17,6 +17,7 @@
 #include "api/seed_request.h"
 #include "api/session_locks.h"
 #include "api/stream_relay.h"
+#include "api/usage_ledger.h"
 #include "core/blocking.h"
 #include "core/ids.h"
 
@@ -98,9 +99,14 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
                       .completion_tokens = out.completion_tokens,
                       .cancelled = out.finish_reason == "cancelled" ? 1 : 0,
                       .errors = out.error ? 1 : 0};
-    // Usage first: the model was used even when the append is refused (session_conflict).
+    // Usage first: the model was used even when the append is refused (session_conflict). The
+    // ledger batches it off the request path; only the session append is waited for.
+    if (app.usage) {
+        app.usage->add(usage);
+        if (messages.empty()) co_return;
+    }
     co_await run_blocking(app.store_pool, [&app, &turn, &messages, &usage] {
-        app.db.record_usage(usage);
+        if (!app.usage) app.db.record_usage(usage);
         if (!messages.empty()) app.db.append_messages(turn.session_id, turn.key_id, messages);
     });
 }

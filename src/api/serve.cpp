@@ -18,6 +18,7 @@
 #include "api/sessions_api.h"
 #include "api/ui.h"
 #include "api/usage_api.h"
+#include "api/usage_ledger.h"
 #include "core/ids.h"
 #include "http/auth.h"
 #include "http/server.h"
@@ -97,8 +98,10 @@ int run_serve(const config& cfg) {
         }
         orchestrator routing{cfg, app.providers};
         session_locks sessions;
+        usage_ledger usage{*db, store_pool};
         app.routing = &routing;
         app.sessions = &sessions;
+        app.usage = &usage;
         add_ops_routes(routes, app);
         add_chat_routes(routes, app);
         add_openai_routes(routes, app);
@@ -113,6 +116,11 @@ int run_serve(const config& cfg) {
             return 1;
         }
         clean = server.run();
+        try {
+            usage.flush();
+        } catch (const std::exception& e) {
+            spdlog::error("usage counts not written at shutdown: {}", e.what());
+        }
         store_pool.join();
         if (!clean) {
             // Streams were cut while their coroutines still hold provider state: leave without

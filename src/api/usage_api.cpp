@@ -13,6 +13,7 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "api/usage_ledger.h"
 #include "core/blocking.h"
 
 namespace sluice {
@@ -59,8 +60,11 @@ net::awaitable<void> usage(app_context& app, exchange& ex) {
     const std::string key_id = ex.key()->id;
     std::optional<std::vector<usage_row>> rows;
     try {
-        auto found = co_await run_blocking(
-            app.store_pool, [&app, &key_id] { return app.db.usage(std::optional<std::string>{key_id}); });
+        auto found = co_await run_blocking(app.store_pool, [&app, &key_id] {
+            // Every finished request counts: what the ledger still holds is written first.
+            if (app.usage) app.usage->flush();
+            return app.db.usage(std::optional<std::string>{key_id});
+        });
         rows = std::move(found);
     } catch (const std::exception& e) {
         spdlog::warn("usage for key {}: store failed: {}", key_id, e.what());
