@@ -123,6 +123,7 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
     chat_turn turn{.messages = {{"user", seed.message}},
                    .session_id = seed.session_id.value_or(new_id("s_")),
                    .lock_session = seed.session_id.has_value(),
+                   .new_session = !seed.session_id.has_value(),
                    .preferred_model = seed.preferred_model,
                    .model_type = seed.model_type,
                    .max_tokens = seed.max_tokens,
@@ -174,7 +175,8 @@ net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn tur
     std::optional<api_error> session_error;
     try {
         std::optional<std::string> owner;
-        if (!session_id.empty())
+        // A session id sluice just made up has no owner and no history yet: no store round trip.
+        if (!session_id.empty() && !turn.new_session)
             owner = co_await run_blocking(app.store_pool, [&] { return app.db.session_owner(session_id); });
         if (owner && !constant_time_equal(*owner, key_id)) {
             session_error = api_error{.code = 404, .message = "session not found"};

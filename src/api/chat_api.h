@@ -21,6 +21,7 @@ struct chat_turn {
     std::vector<chat_message> messages;  // the new turn, after the stored history; system ones allowed
     std::string session_id;              // empty: no session memory (nothing loaded or stored)
     bool lock_session = false;           // an existing session is continued: one turn at a time
+    bool new_session = false;            // session_id was just generated: nothing is stored under it
     std::optional<std::string> preferred_model;
     std::optional<std::string> model_type;  // "auto" | "local_small" | "cloud_large"; nullopt: the default
     std::optional<int> max_tokens;          // nullopt: k_default_max_tokens; capped at the model's limit
