@@ -70,7 +70,7 @@ def overhead_table(runs, mode):
         "| peer added p50 / p99 ms | req/s direct / sluice / peer | sluice ÷ direct req/s | errors sluice / peer |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for load in ("c1", "c64", "c512", "rate5000"):
+    for load in ("c1", "c64", "c512", "rate5000", "seed64"):
         r = runs.get(f"overhead.{mode}.{load}")
         if not r:
             continue
@@ -84,7 +84,8 @@ def overhead_table(runs, mode):
             return None if a is None or b is None else a - b
 
         name = {"c1": "1 connection", "c64": "64 connections", "c512": "512 connections",
-                "rate5000": "5,000 req/s (open loop)"}[load]
+                "rate5000": "5,000 req/s (open loop)",
+                "seed64": "64 connections, sluice's /api/v1/chat/stream (each turn stored)"}[load]
         lines.append(
             f"| {name} | {pair(d)} | {pair(s)} | {pair(p)} | {fmt(added(s, 'p50'))} / {fmt(added(s, 'p99'))} "
             f"| {fmt(added(p, 'p50'))} / {fmt(added(p, 'p99'))} "

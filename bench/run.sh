@@ -185,7 +185,7 @@ run() {
             watch=$UP_PID ;;
         sluice)
             headers=(--header "Authorization: Bearer $KEY")
-            if [ "$SLUICE_SURFACE" = openai ]; then
+            if [ "${SURFACE:-$SLUICE_SURFACE}" = openai ]; then
                 url=$SL/v1/chat/completions
                 body=$(openai_body "$model" "$stream" "$message")
             else
@@ -238,6 +238,14 @@ if want overhead; then
                     --ramp-s 0.5
             done
         done
+    done
+fi
+
+if want overhead && [ "$SLUICE_SURFACE" = openai ]; then
+    # The SPEC's own endpoint, /api/v1/chat/stream: each answer is a new session, stored before [DONE].
+    for t in ${targets/peer/}; do
+        SURFACE=seed run "overhead.stream.seed64" "$t" bench true --connections 64 --duration "$T_OVERHEAD" \
+            --ramp-s 0.5
     done
 fi
 
