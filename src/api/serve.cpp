@@ -48,7 +48,7 @@ void ensure_first_key(store& db) {
     std::cout << "sluice: created API key " << key << std::endl;
 }
 
-std::vector<provider_ptr> make_providers(const config& cfg, boost::asio::any_io_executor executor) {
+std::vector<provider_ptr> make_providers(const config& cfg) {
     std::vector<provider_ptr> providers;
     for (const auto& model : cfg.models) {
         if (model.provider == "llama") {
@@ -60,9 +60,9 @@ std::vector<provider_ptr> make_providers(const config& cfg, boost::asio::any_io_
             }
             providers.push_back(make_llama_provider(local));
         } else if (model.provider == "anthropic") {
-            providers.push_back(make_anthropic_provider(model, executor));
+            providers.push_back(make_anthropic_provider(model));
         } else {
-            providers.push_back(make_openai_provider(model, executor));
+            providers.push_back(make_openai_provider(model));
         }
         spdlog::info("model {} ({}, {})", model.name, to_string(model.role), model.provider);
     }
@@ -88,10 +88,11 @@ int run_serve(const config& cfg) {
     http_server server{cfg.server, routes};
     bool clean = false;
     {
-        // Providers go before the server's io_context, while it can still close their sockets.
+        // Providers go before the server's io_contexts, while they can still close their sockets
+        // (pooled upstream connections live on the contexts of the connections that opened them).
         app_context app{cfg, *db, store_pool, {}};
         try {
-            app.providers = make_providers(cfg, server.io_context().get_executor());
+            app.providers = make_providers(cfg);
         } catch (const std::exception& e) {
             spdlog::error("{}", e.what());
             return 1;

@@ -56,7 +56,8 @@ void session_locks::release(const std::string& session_id) {
     auto next = std::move(waiters.front());
     waiters.pop_front();
     next->granted = true;  // ownership passes without the session ever looking free
-    // The timer belongs to the waiter's executor (its connection strand): cancel it there.
+    // The timer belongs to the waiter's executor (its connection's io_context, maybe another
+    // thread): cancel it there.
     auto timer = next->timer;
     net::post(timer->get_executor(), [timer] { timer->cancel(); });
 }

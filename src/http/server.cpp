@@ -78,13 +78,27 @@ std::string format_endpoint(const tcp::endpoint& endpoint) {
     return address + ":" + std::to_string(endpoint.port());
 }
 
+namespace {
+std::vector<std::unique_ptr<net::io_context>> make_contexts(int io_threads) {
+    unsigned count = io_threads > 0 ? static_cast<unsigned>(io_threads) : std::thread::hardware_concurrency();
+    if (count == 0) count = 1;
+    std::vector<std::unique_ptr<net::io_context>> contexts;
+    // Concurrency hint 1: each context is run by exactly one thread.
+    for (unsigned i = 0; i < count; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
+    return contexts;
+}
+}  // namespace
+
 http_server::http_server(const server_config& cfg, const router& routes)
     : cfg_(cfg),
       routes_(routes),
-      control_(net::make_strand(io_)),
+      contexts_(make_contexts(cfg.io_threads)),
+      control_(contexts_.front()->get_executor()),
       acceptor_(control_),
       signals_(control_),
-      grace_timer_(control_) {}
+      grace_timer_(control_) {
+    for (auto& context : contexts_) work_.push_back(net::make_work_guard(*context));
+}
 
 http_server::~http_server() = default;
 
@@ -112,7 +126,7 @@ bool http_server::run(bool handle_signals) {
             signals_.async_wait([this](boost::system::error_code ec2, int) {
                 if (!ec2) {
                     cut_ = true;
-                    io_.stop();
+                    stop_contexts();
                 }
             });
         });
@@ -125,13 +139,12 @@ bool http_server::run(bool handle_signals) {
             spdlog::error("accept loop failed: {}", ex.what());
         }
     });
-    unsigned threads =
-        cfg_.io_threads > 0 ? static_cast<unsigned>(cfg_.io_threads) : std::thread::hardware_concurrency();
-    if (threads == 0) threads = 1;
-    std::vector<std::thread> pool;
-    for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { io_.run(); });
-    io_.run();
-    for (auto& t : pool) t.join();
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < contexts_.size(); ++i) {
+        threads.emplace_back([context = contexts_[i].get()] { context->run(); });
+    }
+    contexts_.front()->run();
+    for (auto& thread : threads) thread.join();
     std::lock_guard lock{connections_mutex_};
     const bool clean = !cut_ && connections_.empty();
     spdlog::info("server stopped");
@@ -152,14 +165,14 @@ void http_server::begin_shutdown() {
         open.assign(connections_.begin(), connections_.end());
     }
     if (open.empty()) {
-        io_.stop();
+        stop_contexts();
         return;
     }
     spdlog::info("not accepting connections; {} open, streams get {} s to finish", open.size(),
                  cfg_.shutdown_grace_s);
     for (auto& slot : open) {
         // Idle keep-alive connections go now; busy ones close after their response.
-        net::post(slot->strand, [slot] {
+        net::post(slot->executor, [slot] {
             if (!slot->busy) slot->cancel.emit(net::cancellation_type::terminal);
         });
     }
@@ -177,14 +190,19 @@ void http_server::cut_remaining() {
     }
     spdlog::warn("shutdown grace over: cutting {} connection(s)", open.size());
     for (auto& slot : open) {
-        net::post(slot->strand, [slot] { slot->cancel.emit(net::cancellation_type::terminal); });
+        net::post(slot->executor, [slot] { slot->cancel.emit(net::cancellation_type::terminal); });
     }
     grace_timer_.expires_after(k_cut_timeout);
     grace_timer_.async_wait([this](boost::system::error_code ec) {
         if (ec) return;
         cut_ = true;
-        io_.stop();
+        stop_contexts();
     });
+}
+
+void http_server::stop_contexts() {
+    for (auto& guard : work_) guard.reset();
+    for (auto& context : contexts_) context->stop();
 }
 
 void http_server::connection_done(const slot_ptr& slot) {
@@ -197,15 +215,17 @@ void http_server::connection_done(const slot_ptr& slot) {
     if (last) {
         net::post(control_, [this] {
             grace_timer_.cancel();
-            io_.stop();
+            stop_contexts();
         });
     }
 }
 
 net::awaitable<void> http_server::accept_loop() {
     for (;;) {
+        // The connection's context, chosen before the accept: its socket is registered there.
+        auto& context = *contexts_[next_context_];
         auto [ec, socket] =
-            co_await acceptor_.async_accept(net::make_strand(io_), net::as_tuple(net::use_awaitable));
+            co_await acceptor_.async_accept(context.get_executor(), net::as_tuple(net::use_awaitable));
         if (ec) {
             if (!acceptor_.is_open() || ec == net::error::operation_aborted) co_return;
             spdlog::warn("accept failed: {}", ec.message());
@@ -217,8 +237,9 @@ net::awaitable<void> http_server::accept_loop() {
         }
         boost::system::error_code opt_ec;
         socket.set_option(tcp::no_delay(true), opt_ec);  // SSE events must not wait for Nagle
+        next_context_ = (next_context_ + 1) % contexts_.size();
         auto slot = std::make_shared<connection_slot>();
-        slot->strand = socket.get_executor();
+        slot->executor = socket.get_executor();
         {
             std::lock_guard lock{connections_mutex_};
             if (connections_.size() >= cfg_.max_connections) {
@@ -228,7 +249,7 @@ net::awaitable<void> http_server::accept_loop() {
             }
             connections_.push_back(slot);
         }
-        net::co_spawn(slot->strand, serve_connection(slot, beast::tcp_stream{std::move(socket)}),
+        net::co_spawn(slot->executor, serve_connection(slot, beast::tcp_stream{std::move(socket)}),
                       net::bind_cancellation_slot(slot->cancel.slot(), [this, slot](std::exception_ptr e) {
                           if (e) {
                               try {

@@ -1,19 +1,24 @@
 #pragma once
-// The HTTP/1.1 server: a TCP acceptor, one coroutine per connection on its own strand, an
-// io_context run by server.io_threads threads, and a task group so shutdown can let streams finish
-// (up to server.shutdown_grace_s) before cutting them.
+// The HTTP/1.1 server: a TCP acceptor, server.io_threads io_contexts each run by exactly one thread,
+// one coroutine per connection living on one of them (round robin), and a task group so shutdown
+// can let streams finish (up to server.shutdown_grace_s) before cutting them.
+//
+// Thread per core: a connection and everything it starts (upstream sockets, timers, channels) stay
+// on its context, so nothing on the request path needs a strand or hops threads. The acceptor, the
+// signals and the shutdown sequence live on context 0.
 #include <atomic>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "http/router.h"
@@ -31,8 +36,8 @@ class http_server {
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
 
-    // The context the io threads run; providers built on it share the server's threads.
-    boost::asio::io_context& io_context() { return io_; }
+    // One io_context per io thread (server.io_threads, 0 = the number of cores).
+    std::size_t io_context_count() const { return contexts_.size(); }
 
     // Binds and listens on cfg.listen; logs `listening on HOST:PORT` with the bound port.
     // Throws std::runtime_error naming the address when it cannot bind.
@@ -48,9 +53,9 @@ class http_server {
 
   private:
     struct connection_slot {
-        boost::asio::any_io_executor strand;
+        boost::asio::any_io_executor executor;  // its io_context: one thread, no strand needed
         boost::asio::cancellation_signal cancel;
-        bool busy = false;  // inside a request (only touched on `strand`)
+        bool busy = false;  // inside a request (only touched on `executor`)
     };
     using slot_ptr = std::shared_ptr<connection_slot>;
 
@@ -60,14 +65,23 @@ class http_server {
                                         const http_request& request, const api_error& error);
     boost::asio::awaitable<void> lingering_close(boost::beast::tcp_stream& stream);
     api_error too_large_error() const;
-    void begin_shutdown();  // on control_
-    void cut_remaining();   // on control_
+    void begin_shutdown();  // on context 0
+    void cut_remaining();   // on context 0
+    void stop_contexts();   // on context 0
     void connection_done(const slot_ptr& slot);
+
+    using work_guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
 
     const server_config& cfg_;
     const router& routes_;
-    boost::asio::io_context io_;
-    boost::asio::strand<boost::asio::io_context::executor_type> control_;
+    // Declared first, so destroyed after everything on them; a context's destructor destroys the
+    // coroutine frames still suspended on it (connections that were cut).
+    std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+    // Keep every context running while it has nothing to do (context 0 too: once the acceptor is
+    // closed its only work may be on other threads); released when the server stops.
+    std::vector<work_guard> work_;
+    boost::asio::io_context::executor_type control_;  // context 0
+    std::size_t next_context_ = 0;                    // round robin (only touched by accept_loop)
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::signal_set signals_;
     boost::asio::steady_timer grace_timer_;

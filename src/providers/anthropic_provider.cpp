@@ -111,8 +111,8 @@ boost::asio::awaitable<bool> take_anthropic_event(const sse_event& event, cloud_
 
 class anthropic_provider final : public cloud_provider {
   public:
-    anthropic_provider(model_config cfg, boost::asio::any_io_executor executor)
-        : cloud_provider(std::move(cfg), std::move(executor), "https://api.anthropic.com/v1") {}
+    explicit anthropic_provider(model_config cfg)
+        : cloud_provider(std::move(cfg), "https://api.anthropic.com/v1") {}
 
   private:
     boost::asio::awaitable<bool> take_event(const sse_event& event, cloud_stream_state& state,
@@ -146,9 +146,8 @@ class anthropic_provider final : public cloud_provider {
 
 }  // namespace
 
-std::shared_ptr<provider> make_anthropic_provider(const model_config& cfg,
-                                                  boost::asio::any_io_executor executor) {
-    return std::make_shared<anthropic_provider>(cfg, std::move(executor));
+std::shared_ptr<provider> make_anthropic_provider(const model_config& cfg) {
+    return std::make_shared<anthropic_provider>(cfg);
 }
 
 }  // namespace sluice

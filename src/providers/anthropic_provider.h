@@ -1,6 +1,5 @@
 #pragma once
 // provider = "anthropic": Anthropic's Messages API (/v1/messages), streamed.
-#include <boost/asio/any_io_executor.hpp>
 #include <memory>
 
 #include "core/config.h"
@@ -8,10 +7,9 @@
 
 namespace sluice {
 
-// `executor` runs the upstream I/O. The key is read from the environment variable cfg.api_key_env at
-// construction and sent as x-api-key; it is never logged. base_url defaults to
-// https://api.anthropic.com/v1.
-std::shared_ptr<provider> make_anthropic_provider(const model_config& cfg,
-                                                  boost::asio::any_io_executor executor);
+// The upstream I/O runs on the io_context of each calling coroutine (see http_client.h). The key is
+// read from the environment variable cfg.api_key_env at construction and sent as x-api-key; it is
+// never logged. base_url defaults to https://api.anthropic.com/v1.
+std::shared_ptr<provider> make_anthropic_provider(const model_config& cfg);
 
 }  // namespace sluice

@@ -31,8 +31,7 @@ std::string trimmed(std::string text) {
 
 }  // namespace
 
-cloud_endpoint make_cloud_endpoint(const model_config& cfg, boost::asio::any_io_executor executor,
-                                   std::string_view default_base_url) {
+cloud_endpoint make_cloud_endpoint(const model_config& cfg, std::string_view default_base_url) {
     cloud_endpoint endpoint;
     std::string base_text = cfg.base_url.empty() ? std::string(default_base_url) : cfg.base_url;
     std::string error;
@@ -67,8 +66,7 @@ cloud_endpoint make_cloud_endpoint(const model_config& cfg, boost::asio::any_io_
             endpoint.unavailable = std::string("SLUICE_UPSTREAM_CA_FILE cannot be read: ") + ca_file;
     }
     try {
-        endpoint.client =
-            std::make_unique<http_client>(std::move(executor), *endpoint.base, std::move(options));
+        endpoint.client = std::make_unique<http_client>(*endpoint.base, std::move(options));
     } catch (const std::exception& e) {
         endpoint.unavailable = e.what();
     }
@@ -232,9 +230,8 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
 }
 #pragma GCC diagnostic pop
 
-cloud_provider::cloud_provider(model_config cfg, boost::asio::any_io_executor executor,
-                               std::string_view default_base_url)
-    : cfg_(std::move(cfg)), endpoint_(make_cloud_endpoint(cfg_, std::move(executor), default_base_url)) {}
+cloud_provider::cloud_provider(model_config cfg, std::string_view default_base_url)
+    : cfg_(std::move(cfg)), endpoint_(make_cloud_endpoint(cfg_, default_base_url)) {}
 
 provider_status cloud_provider::status() const {
     return {.available = endpoint_.unavailable.empty(),

@@ -2,7 +2,6 @@
 // What the cloud wire formats (openai, anthropic) share: the HTTP client set-up from a model's
 // config, the API key from the environment, and the mapping of upstream failures to client errors.
 #include <atomic>
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <memory>
@@ -29,8 +28,8 @@ struct cloud_endpoint {
 };
 
 // Parses base_url and reads the key from cfg.api_key_env (when one is named). Never throws.
-cloud_endpoint make_cloud_endpoint(const model_config& cfg, boost::asio::any_io_executor executor,
-                                   std::string_view default_base_url);
+// The client opens its connections on the io_context of each calling coroutine.
+cloud_endpoint make_cloud_endpoint(const model_config& cfg, std::string_view default_base_url);
 
 // A transport failure before or during the stream, as the error chunk a client sees.
 stream_chunk upstream_failure_chunk(const upstream_error& error, const model_config& cfg, bool mid_stream);
@@ -88,8 +87,7 @@ boost::asio::awaitable<bool> emit_chunk(const chunk_sink& sink, stream_chunk chu
 // loop. A wire format supplies only its request and the mapping of its events.
 class cloud_provider : public provider {
   public:
-    cloud_provider(model_config cfg, boost::asio::any_io_executor executor,
-                   std::string_view default_base_url);
+    cloud_provider(model_config cfg, std::string_view default_base_url);
 
     const model_config& config() const override { return cfg_; }
     provider_status status() const override;

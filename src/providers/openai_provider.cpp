@@ -67,8 +67,8 @@ boost::asio::awaitable<bool> take_openai_event(const sse_event& event, cloud_str
 
 class openai_provider final : public cloud_provider {
   public:
-    openai_provider(model_config cfg, boost::asio::any_io_executor executor)
-        : cloud_provider(std::move(cfg), std::move(executor), "https://api.openai.com/v1") {}
+    explicit openai_provider(model_config cfg)
+        : cloud_provider(std::move(cfg), "https://api.openai.com/v1") {}
 
   private:
     boost::asio::awaitable<bool> take_event(const sse_event& event, cloud_stream_state& state,
@@ -109,9 +109,8 @@ class openai_provider final : public cloud_provider {
 
 }  // namespace
 
-std::shared_ptr<provider> make_openai_provider(const model_config& cfg,
-                                               boost::asio::any_io_executor executor) {
-    return std::make_shared<openai_provider>(cfg, std::move(executor));
+std::shared_ptr<provider> make_openai_provider(const model_config& cfg) {
+    return std::make_shared<openai_provider>(cfg);
 }
 
 }  // namespace sluice

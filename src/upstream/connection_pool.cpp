@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -38,6 +41,11 @@ bool is_ip_literal(const std::string& host) {
     return !ec;
 }
 
+// The io_context an executor belongs to: the key of its idle list.
+const net::execution_context* context_of(const net::any_io_executor& executor) {
+    return &net::query(executor, net::execution::context);
+}
+
 // A pooled connection the server has closed (or that has unexpected bytes waiting) is useless.
 bool still_open(upstream_connection& connection) {
     char byte = 0;
@@ -57,11 +65,8 @@ void upstream_connection::close() {
     tcp().close();
 }
 
-connection_pool::connection_pool(net::any_io_executor executor, url origin, pool_options options)
-    : executor_(std::move(executor)),
-      origin_(std::move(origin)),
-      options_(std::move(options)),
-      tls_context_(net::ssl::context::tls_client) {
+connection_pool::connection_pool(url origin, pool_options options)
+    : origin_(std::move(origin)), options_(std::move(options)), tls_context_(net::ssl::context::tls_client) {
     options_.max_connections = std::max(1, options_.max_connections);
     if (origin_.tls()) {
         SSL_CTX_set_min_proto_version(tls_context_.native_handle(), TLS1_2_VERSION);
@@ -77,7 +82,7 @@ connection_pool::connection_pool(net::any_io_executor executor, url origin, pool
 
 int connection_pool::idle_count() const {
     std::lock_guard lock(mutex_);
-    return static_cast<int>(idle_.size());
+    return idle_total_;
 }
 
 int connection_pool::in_use_count() const {
@@ -86,6 +91,7 @@ int connection_pool::in_use_count() const {
 }
 
 net::awaitable<upstream_error> connection_pool::take_slot(steady_time deadline) {
+    auto executor = co_await net::this_coro::executor;
     std::shared_ptr<wakeup_channel> wakeup;
     {
         std::lock_guard lock(mutex_);
@@ -93,10 +99,11 @@ net::awaitable<upstream_error> connection_pool::take_slot(steady_time deadline) 
             ++in_use_;
             co_return upstream_error{};
         }
-        wakeup = std::make_shared<wakeup_channel>(executor_, 1);
+        // On the waiter's own executor: release() may run on another thread, the wakeup does not.
+        wakeup = std::make_shared<wakeup_channel>(executor, 1);
         waiters_.push_back(wakeup);
     }
-    net::steady_timer timer(executor_);
+    net::steady_timer timer(executor);
     timer.expires_at(deadline);
     try {
         co_await (wakeup->async_receive(k_tuple) || timer.async_wait(k_tuple));
@@ -123,32 +130,54 @@ net::awaitable<upstream_error> connection_pool::take_slot(steady_time deadline) 
                                  origin_.origin() + " stayed busy"};
 }
 
-std::unique_ptr<upstream_connection> connection_pool::take_idle() {
-    std::vector<std::unique_ptr<upstream_connection>> stale;
-    std::unique_ptr<upstream_connection> found;
+// Only this context's connections: they are the ones this thread may use (and check, and close).
+std::unique_ptr<upstream_connection> connection_pool::take_idle(context_key context) {
+    for (;;) {
+        std::unique_ptr<upstream_connection> candidate;
+        {
+            std::lock_guard lock(mutex_);
+            auto it = idle_.find(context);
+            if (it == idle_.end() || it->second.empty()) return nullptr;
+            candidate = std::move(it->second.back());
+            it->second.pop_back();
+            --idle_total_;
+        }
+        if (std::chrono::steady_clock::now() - candidate->idle_since < options_.max_idle &&
+            still_open(*candidate)) {
+            candidate->reused = true;
+            return candidate;
+        }
+        candidate->close();
+    }
+}
+
+void connection_pool::close_an_idle_elsewhere(context_key context) {
+    std::unique_ptr<upstream_connection> evicted;
     {
         std::lock_guard lock(mutex_);
-        auto now = std::chrono::steady_clock::now();
-        while (!idle_.empty() && !found) {
-            auto candidate = std::move(idle_.back());
-            idle_.pop_back();
-            if (now - candidate->idle_since < options_.max_idle && still_open(*candidate)) {
-                found = std::move(candidate);
-            } else {
-                stale.push_back(std::move(candidate));
-            }
+        if (in_use_ + idle_total_ <= options_.max_connections) return;
+        for (auto& [owner, list] : idle_) {
+            if (owner == context || list.empty()) continue;
+            evicted = std::move(list.front());  // the oldest of that context
+            list.erase(list.begin());
+            --idle_total_;
+            break;
         }
     }
-    for (auto& connection : stale) connection->close();
-    if (found) found->reused = true;
-    return found;
+    if (!evicted) return;
+    // Its socket belongs to another thread: close it there.
+    auto owner = evicted->tcp().get_executor();
+    net::post(owner, [connection = std::move(evicted)] { connection->close(); });
 }
 
 net::awaitable<connection_result> connection_pool::acquire(steady_time slot_deadline,
                                                            steady_time connect_deadline) {
     auto slot_error = co_await take_slot(slot_deadline);
     if (auto error = std::move(slot_error)) co_return connection_result{nullptr, std::move(error)};
-    if (auto idle = take_idle()) co_return connection_result{std::move(idle), {}};
+    auto executor = co_await net::this_coro::executor;
+    const auto context = context_of(executor);
+    if (auto idle = take_idle(context)) co_return connection_result{std::move(idle), {}};
+    close_an_idle_elsewhere(context);
     auto result = co_await connect(connect_deadline);
     if (!result.connection) release(nullptr);
     co_return result;
@@ -157,7 +186,8 @@ net::awaitable<connection_result> connection_pool::acquire(steady_time slot_dead
 net::awaitable<connection_result> connection_pool::connect(steady_time deadline) {
     using result = connection_result;
     auto where = origin_.origin();
-    tcp::resolver resolver(executor_);
+    auto executor = co_await net::this_coro::executor;
+    tcp::resolver resolver(executor);
     std::string port_text = std::to_string(origin_.port);
     auto [resolve_error, endpoints] = co_await resolver.async_resolve(origin_.host, port_text, k_tuple);
     bool cancelled_after_resolve = co_await is_cancelled();
@@ -167,7 +197,7 @@ net::awaitable<connection_result> connection_pool::connect(steady_time deadline)
         co_return result{nullptr,
                          {upstream_failure::connect, "resolving " + where + ": " + resolve_error.message()}};
 
-    beast::tcp_stream stream(executor_);
+    beast::tcp_stream stream(executor);
     stream.expires_at(deadline);
     auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, k_tuple);
     bool cancelled_after_connect = co_await is_cancelled();
@@ -218,8 +248,9 @@ void connection_pool::release(std::unique_ptr<upstream_connection> connection) {
         if (connection) {
             connection->tcp().expires_never();
             connection->idle_since = std::chrono::steady_clock::now();
-            if (static_cast<int>(idle_.size()) < options_.max_connections) {
-                idle_.push_back(std::move(connection));
+            if (idle_total_ < options_.max_connections) {
+                idle_[context_of(connection->tcp().get_executor())].push_back(std::move(connection));
+                ++idle_total_;
             } else {
                 extra = std::move(connection);
             }

@@ -79,9 +79,9 @@ struct lease {
 
 }  // namespace
 
-http_client::http_client(net::any_io_executor executor, url origin, http_client_options options)
+http_client::http_client(url origin, http_client_options options)
     : options_(std::move(options)),
-      pool_(std::make_shared<connection_pool>(std::move(executor), std::move(origin),
+      pool_(std::make_shared<connection_pool>(std::move(origin),
                                               pool_options{.max_connections = options_.max_connections,
                                                            .max_idle = options_.pool_max_idle,
                                                            .extra_ca_pem = options_.extra_ca_pem})) {}

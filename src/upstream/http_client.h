@@ -2,7 +2,9 @@
 // An HTTP/1.1 client for one upstream origin (http:// or https://) with a keep-alive pool, that
 // streams response bodies piece by piece as they arrive. Every wait has a deadline; cancelling the
 // calling coroutine (its cancellation slot) closes the connection at once and never pools it.
-#include <boost/asio/any_io_executor.hpp>
+//
+// A client may be shared by coroutines on several io_contexts (one thread each): every connection
+// is opened on, used by and pooled for the io_context of the coroutine that calls open().
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/fields.hpp>
@@ -85,7 +87,7 @@ struct open_result {
 class http_client {
   public:
     // Throws config_error when options.extra_ca_pem cannot be loaded.
-    http_client(boost::asio::any_io_executor executor, url origin, http_client_options options);
+    http_client(url origin, http_client_options options);
 
     // Takes a pooled connection (or connects), sends the request and reads the response head.
     // A pooled connection that turns out closed by the server is replaced once, transparently.

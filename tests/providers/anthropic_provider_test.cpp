@@ -45,7 +45,7 @@ class anthropic_provider_test : public ::testing::Test {
     }
 
     std::vector<stream_chunk> collect(chat_request request = hello()) {
-        auto provider = make_anthropic_provider(cfg_, io_.get_executor());
+        auto provider = make_anthropic_provider(cfg_);
         std::vector<stream_chunk> chunks;
         run(io_, provider->stream(std::move(request), [&](stream_chunk chunk) -> net::awaitable<void> {
             chunks.push_back(std::move(chunk));

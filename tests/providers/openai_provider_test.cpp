@@ -52,7 +52,7 @@ class openai_provider_test : public ::testing::Test {
     }
 
     std::vector<stream_chunk> collect(chat_request request = hello()) {
-        auto provider = make_openai_provider(cfg_, io_.get_executor());
+        auto provider = make_openai_provider(cfg_);
         std::vector<stream_chunk> chunks;
         run(io_, provider->stream(std::move(request), [&](stream_chunk chunk) -> net::awaitable<void> {
             chunks.push_back(std::move(chunk));
@@ -227,7 +227,7 @@ TEST_F(openai_provider_test, an_error_event_mid_stream_becomes_an_error_chunk) {
 
 TEST_F(openai_provider_test, a_missing_key_makes_the_model_unavailable) {
     unsetenv(k_key_env);
-    auto provider = make_openai_provider(cfg_, io_.get_executor());
+    auto provider = make_openai_provider(cfg_);
     EXPECT_FALSE(provider->status().available);
     EXPECT_NE(provider->status().detail.find(k_key_env), std::string::npos);
     auto chunks = collect();
@@ -240,7 +240,7 @@ TEST_F(openai_provider_test, cancellation_closes_the_upstream_connection_and_sto
     json::array many;
     for (int i = 0; i < 200; ++i) many.push_back(json::string("x"));
     upstream_->script({{"chunks", many}, {"chunk_delay_ms", 20}});
-    auto provider = make_openai_provider(cfg_, io_.get_executor());
+    auto provider = make_openai_provider(cfg_);
     std::vector<stream_chunk> chunks;
     net::steady_timer client_gone(io_, net::steady_timer::time_point::max());
     run(io_, [&]() -> net::awaitable<void> {

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
+#include <future>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "upstream/test_server.h"
@@ -81,7 +85,7 @@ net::awaitable<void> chunked_responder(tcp::socket socket) {
 TEST(http_client, chunked_body_and_keep_alive_reuse) {
     net::io_context io;
     test_server server(io, chunked_responder);
-    http_client client(io.get_executor(), server.origin(), quick_options());
+    http_client client(server.origin(), quick_options());
     for (int i = 0; i < 3; ++i) {
         auto result = run(io, fetch(client));
         ASSERT_FALSE(result.open_error) << result.open_error.detail;
@@ -105,7 +109,7 @@ TEST(http_client, body_pieces_arrive_before_the_body_ends) {
         co_await second_piece_gate.async_wait(k_tuple);  // opened only once the client has the first piece
         co_await send(socket, chunk("second") + "0\r\n\r\n");
     });
-    http_client client(io.get_executor(), server.origin(), quick_options());
+    http_client client(server.origin(), quick_options());
     auto pieces = run(io, [&]() -> net::awaitable<std::vector<std::string>> {
         std::vector<std::string> seen;
         auto opened = co_await client.open(post());
@@ -134,7 +138,7 @@ TEST(http_client, content_length_and_close_delimited_bodies) {
             socket.close();
         }
     });
-    http_client client(io.get_executor(), server.origin(), quick_options());
+    http_client client(server.origin(), quick_options());
     auto sized = run(io, fetch(client, post("length")));
     EXPECT_EQ(sized.status, 404u);
     EXPECT_EQ(joined(sized.pieces), "hello world");
@@ -154,7 +158,7 @@ TEST(http_client, a_pooled_connection_the_server_closed_is_replaced) {
         co_await send(socket, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         socket.close();  // without saying so in the response
     });
-    http_client client(io.get_executor(), server.origin(), quick_options());
+    http_client client(server.origin(), quick_options());
     for (int i = 0; i < 3; ++i) {
         auto result = run(io, fetch(client));
         ASSERT_FALSE(result.open_error) << i << ": " << result.open_error.detail;
@@ -170,8 +174,7 @@ TEST(http_client, connect_refused_is_a_connect_failure) {
         tcp::acceptor closed(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
         port = closed.local_endpoint().port();
     }
-    http_client client(io.get_executor(), *parse_url("http://127.0.0.1:" + std::to_string(port)),
-                       quick_options());
+    http_client client(*parse_url("http://127.0.0.1:" + std::to_string(port)), quick_options());
     auto result = run(io, fetch(client));
     EXPECT_EQ(result.open_error.kind, upstream_failure::connect);
     EXPECT_EQ(client.busy_connections(), 0);
@@ -197,8 +200,7 @@ TEST(http_client, connect_deadline_fires_when_the_listener_never_accepts) {
     }
     auto options = quick_options();
     options.connect_timeout = 300ms;
-    http_client client(io.get_executor(),
-                       *parse_url("http://127.0.0.1:" + std::to_string(listener.local_endpoint().port())),
+    http_client client(*parse_url("http://127.0.0.1:" + std::to_string(listener.local_endpoint().port())),
                        options);
     auto result = run(io, fetch(client));
     EXPECT_EQ(result.open_error.kind, upstream_failure::connect_timeout) << result.open_error.detail;
@@ -223,7 +225,7 @@ TEST(http_client, first_byte_deadline_fires_and_closes_the_connection) {
     stalling_server upstream{io, ""};
     auto options = quick_options();
     options.first_byte_timeout = 200ms;
-    http_client client(io.get_executor(), upstream.server.origin(), options);
+    http_client client(upstream.server.origin(), options);
     auto result = run(io, fetch(client));
     EXPECT_EQ(result.open_error.kind, upstream_failure::first_byte_timeout) << result.open_error.detail;
     io.restart();
@@ -237,7 +239,7 @@ TEST(http_client, idle_deadline_fires_between_body_pieces) {
     stalling_server upstream{io, k_chunked_head + chunk("data: a\n\n")};
     auto options = quick_options();
     options.idle_timeout = 200ms;
-    http_client client(io.get_executor(), upstream.server.origin(), options);
+    http_client client(upstream.server.origin(), options);
     auto result = run(io, fetch(client));
     ASSERT_FALSE(result.open_error) << result.open_error.detail;
     EXPECT_EQ(joined(result.pieces), "data: a\n\n");
@@ -263,7 +265,7 @@ TEST(http_client, whole_request_deadline_fires_while_data_keeps_flowing) {
     auto options = quick_options();
     options.idle_timeout = 2s;
     options.request_timeout = 300ms;
-    http_client client(io.get_executor(), server.origin(), options);
+    http_client client(server.origin(), options);
     auto result = run(io, fetch(client));
     EXPECT_FALSE(result.pieces.empty());
     EXPECT_EQ(result.error.kind, upstream_failure::request_timeout) << result.error.detail;
@@ -272,7 +274,7 @@ TEST(http_client, whole_request_deadline_fires_while_data_keeps_flowing) {
 TEST(http_client, cancelling_the_caller_closes_the_connection_at_once) {
     net::io_context io;
     stalling_server upstream{io, k_chunked_head + chunk("data: a\n\n")};
-    http_client client(io.get_executor(), upstream.server.origin(), quick_options());
+    http_client client(upstream.server.origin(), quick_options());
     net::steady_timer client_leaves(io, net::steady_timer::time_point::max());
     auto outcome = run(io, [&]() -> net::awaitable<int> {
         auto reader = [&]() -> net::awaitable<void> {
@@ -301,7 +303,7 @@ TEST(http_client, max_connections_makes_requests_wait_for_a_free_connection) {
     test_server server(io, chunked_responder);
     auto options = quick_options();
     options.max_connections = 1;
-    http_client client(io.get_executor(), server.origin(), options);
+    http_client client(server.origin(), options);
     auto results = run(io, [&]() -> net::awaitable<std::tuple<read_result, read_result, read_result>> {
         co_return co_await (fetch(client) && fetch(client) && fetch(client));
     }());
@@ -318,13 +320,84 @@ TEST(http_client, a_full_pool_fails_after_the_connect_deadline) {
     auto options = quick_options();
     options.max_connections = 1;
     options.connect_timeout = 200ms;
-    http_client client(io.get_executor(), upstream.server.origin(), options);
+    http_client client(upstream.server.origin(), options);
     auto error = run(io, [&]() -> net::awaitable<upstream_error> {
         auto first = co_await client.open(post());  // holds the only connection
         auto second = co_await client.open(post());
         co_return second.error;
     }());
     EXPECT_EQ(error.kind, upstream_failure::pool_timeout) << error.detail;
+}
+
+// The upstream of the thread-per-core tests, on a thread of its own.
+class upstream_thread {
+  public:
+    upstream_thread() : server_(io_, chunked_responder), work_(net::make_work_guard(io_)) {
+        thread_ = std::thread([this] { io_.run(); });
+    }
+    ~upstream_thread() { stop(); }
+    url origin() const { return server_.origin(); }
+    // Stops the upstream; after this, accepted() may be read.
+    void stop() {
+        if (!thread_.joinable()) return;
+        work_.reset();
+        io_.stop();
+        thread_.join();
+    }
+    int accepted() const { return server_.accepted(); }
+
+  private:
+    net::io_context io_;
+    test_server server_;
+    net::executor_work_guard<net::io_context::executor_type> work_;
+    std::thread thread_;
+};
+
+// Thread per core: one client shared by two io_contexts, each run by its own thread at the same
+// time. Each context opens one connection and then reuses only that one.
+TEST(http_client, each_io_context_reuses_only_its_own_connections) {
+    upstream_thread upstream;
+    net::io_context io_a{1};
+    net::io_context io_b{1};
+    http_client client(upstream.origin(), quick_options());
+    auto fetch_three = [&client](net::io_context& io) {
+        std::vector<read_result> results;
+        for (int i = 0; i < 3; ++i) results.push_back(run(io, fetch(client)));
+        return results;
+    };
+    auto on_a = std::async(std::launch::async, fetch_three, std::ref(io_a));
+    auto on_b = std::async(std::launch::async, fetch_three, std::ref(io_b));
+    auto results = on_a.get();
+    auto more = on_b.get();
+    results.insert(results.end(), more.begin(), more.end());
+    for (const auto& result : results) {
+        EXPECT_FALSE(result.open_error) << result.open_error.detail;
+        EXPECT_FALSE(result.error) << result.error.detail;
+        EXPECT_EQ(joined(result.pieces), "data: a\n\ndata: b\n\ndata: [DONE]\n\n");
+    }
+    EXPECT_EQ(client.connects(), 2u);
+    EXPECT_EQ(client.idle_connections(), 2);
+    EXPECT_EQ(client.busy_connections(), 0);
+    upstream.stop();
+    EXPECT_EQ(upstream.accepted(), 2);
+}
+
+// max_connections counts every context: a context that needs a connection while another holds the
+// only one idle closes that one (on its own thread) rather than go past the limit.
+TEST(http_client, max_connections_holds_over_all_io_contexts) {
+    upstream_thread upstream;
+    net::io_context io_a{1};
+    net::io_context io_b{1};
+    auto options = quick_options();
+    options.max_connections = 1;
+    http_client client(upstream.origin(), options);
+    for (auto* io : {&io_a, &io_b, &io_a}) {
+        auto result = run(*io, fetch(client));
+        EXPECT_FALSE(result.open_error) << result.open_error.detail;
+        EXPECT_EQ(joined(result.pieces), "data: a\n\ndata: b\n\ndata: [DONE]\n\n");
+        EXPECT_EQ(client.idle_connections(), 1);
+    }
+    EXPECT_EQ(client.connects(), 3u);
 }
 
 }  // namespace

@@ -105,24 +105,21 @@ class https_client_test : public ::testing::Test {
 };
 
 TEST_F(https_client_test, a_trusted_certificate_for_the_host_name_works) {
-    http_client client(io_.get_executor(), *parse_url("https://localhost:" + std::to_string(server_.port())),
-                       options(true));
+    http_client client(*parse_url("https://localhost:" + std::to_string(server_.port())), options(true));
     auto [body, error] = run(io_, fetch(client));
     ASSERT_FALSE(error) << error.detail;
     EXPECT_EQ(body, "secure");
 }
 
 TEST_F(https_client_test, a_certificate_for_another_name_is_refused) {
-    http_client client(io_.get_executor(), *parse_url("https://127.0.0.1:" + std::to_string(server_.port())),
-                       options(true));
+    http_client client(*parse_url("https://127.0.0.1:" + std::to_string(server_.port())), options(true));
     auto [body, error] = run(io_, fetch(client));
     EXPECT_EQ(error.kind, upstream_failure::tls) << error.detail;
     EXPECT_TRUE(body.empty());
 }
 
 TEST_F(https_client_test, an_unknown_issuer_is_refused) {
-    http_client client(io_.get_executor(), *parse_url("https://localhost:" + std::to_string(server_.port())),
-                       options(false));
+    http_client client(*parse_url("https://localhost:" + std::to_string(server_.port())), options(false));
     auto [body, error] = run(io_, fetch(client));
     EXPECT_EQ(error.kind, upstream_failure::tls) << error.detail;
 }
