@@ -169,6 +169,7 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
                                               upstream_request request, const chat_request& chat,
                                               const chunk_sink& sink, const cloud_event_handler& on_event) {
     constexpr std::size_t k_error_body_limit = 64 * 1024;
+    constexpr std::chrono::milliseconds k_body_end_wait{50};
     auto opened = co_await client.open(std::move(request));
     if (opened.error) {
         if (opened.error.kind == upstream_failure::cancelled) co_return;
@@ -207,6 +208,13 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
         co_await emit_chunk(sink, stream_chunk::error(502, "the upstream stream ended before it finished"));
         co_return;
     }
+    if (!response.done()) {
+        // The upstream said [DONE]; the end of its body is normally in the same read or the next
+        // one. Read it before the last chunks go to the caller, who ends the stream (cancelling
+        // this coroutine) as soon as it has them: a cancelled read would close a reusable
+        // connection. An upstream that holds the body open costs one short wait, then the socket.
+        co_await response.finish_body(k_body_end_wait);
+    }
     if (!state.has_usage) {
         // Some compatible servers ignore stream_options; an estimate beats no ledger entry.
         state.prompt_tokens = 0;
@@ -220,13 +228,7 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
     // up pointing into the dead coroutine frame), so the reason is a named local.
     std::string reason = state.finish_reason.empty() ? "stop" : state.finish_reason;
     auto finish = stream_chunk::finish(std::move(reason));
-    emitted = co_await emit_chunk(sink, std::move(finish));
-    if (!emitted) co_return;
-    // Read the end of the body so that the connection can go back to the pool.
-    for (int reads = 0; reads < 2 && !response.done(); ++reads) {
-        auto drain_error = co_await response.read_some(piece);
-        if (drain_error) break;
-    }
+    co_await emit_chunk(sink, std::move(finish));
 }
 #pragma GCC diagnostic pop
 

@@ -254,6 +254,18 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
     co_return failure;
 }
 
+net::awaitable<bool> upstream_response::finish_body(std::chrono::milliseconds within) {
+    const steady_time whole = deadline_;
+    deadline_ = std::min(deadline_, now() + within);
+    std::string rest;
+    while (!done_) {
+        auto error = co_await read_some(rest);  // an error closes the connection
+        if (error) break;
+    }
+    deadline_ = whole;
+    co_return done_;
+}
+
 net::awaitable<std::pair<std::string, upstream_error>> upstream_response::read_all(std::size_t limit) {
     std::string all;
     std::string piece;

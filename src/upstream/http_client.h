@@ -58,6 +58,10 @@ class upstream_response {
     // Reads the rest of the body, keeping at most `limit` bytes (for error bodies).
     boost::asio::awaitable<std::pair<std::string, upstream_error>> read_all(std::size_t limit);
 
+    // Reads and drops what is left of the body, so that the connection goes back to the pool; when
+    // that takes longer than `within` the connection is closed instead. True when the body ended.
+    boost::asio::awaitable<bool> finish_body(std::chrono::milliseconds within);
+
     bool done() const { return done_; }
 
     // Closes the connection now (it is not pooled); later reads fail with `closed`.

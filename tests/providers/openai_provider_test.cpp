@@ -262,5 +262,32 @@ TEST_F(openai_provider_test, cancellation_closes_the_upstream_connection_and_sto
     EXPECT_TRUE(closed);
 }
 
+// The relay stops the provider as soon as it holds the finish chunk; the end of the upstream body
+// must have been read by then, so that the next answer reuses the connection instead of opening one.
+TEST_F(openai_provider_test, a_caller_that_stops_at_the_finish_chunk_leaves_the_connection_pooled) {
+    upstream_->script({{"chunks", json::array{"a", "b"}}});
+    upstream_->script({{"chunks", json::array{"c"}}});
+    auto provider = make_openai_provider(cfg_);
+    for (int turn = 0; turn < 2; ++turn) {
+        net::steady_timer finished(io_, net::steady_timer::time_point::max());
+        bool got_finish = false;
+        run(io_, [&]() -> net::awaitable<void> {
+            auto streaming = provider->stream(hello(), [&](stream_chunk chunk) -> net::awaitable<void> {
+                if (chunk.type == stream_chunk::kind::finish) {
+                    got_finish = true;
+                    finished.cancel();  // the caller ends the race here, cancelling the provider
+                }
+                co_return;
+            });
+            co_await (std::move(streaming) || finished.async_wait(net::as_tuple(net::use_awaitable)));
+        }());
+        EXPECT_TRUE(got_finish);
+    }
+    const auto log = upstream_->requests();
+    ASSERT_EQ(log.size(), 2u);
+    EXPECT_EQ(log[0].at("peer_port"), log[1].at("peer_port"));
+    EXPECT_FALSE(log[0].at("closed_by_client").as_bool());
+}
+
 }  // namespace
 }  // namespace sluice

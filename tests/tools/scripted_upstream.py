@@ -243,6 +243,9 @@ async def run_exchange(request, wire):
         "t_closed": None,
         "closed_by_client": False,
         "status": None,
+        # The client's source port: equal on two requests when the client reused its connection.
+        "peer_port": (request.transport.get_extra_info("peername") or (None, None))[1]
+        if request.transport else None,
     }
     STATE.next_id += 1
     STATE.log.append(entry)
