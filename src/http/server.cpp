@@ -330,6 +330,8 @@ net::awaitable<void> http_server::serve_connection(slot_ptr slot, beast::tcp_str
             }
             stream.expires_never();
             const bool keep_alive = parser.keep_alive() && !draining_;
+            // A stream may last minutes: it should not hold the read buffer (8 KiB or more) meanwhile.
+            if (buffer.size() == 0) buffer.shrink_to_fit();
             exchange ex{stream, buffer, parser.release(), keep_alive};
             co_await routes_.dispatch(ex);
             const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
