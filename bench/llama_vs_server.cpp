@@ -133,17 +133,19 @@ int main(int argc, char** argv) {
             request.params.seed = 1;
             auto& result = results[static_cast<std::size_t>(s)];
             sluice::chunk_sink sink = [&result,
-                                       start](sluice::stream_chunk chunk) -> boost::asio::awaitable<void> {
+                                       start](sluice::chunk_batch& batch) -> boost::asio::awaitable<void> {
                 using kind = sluice::stream_chunk::kind;
-                if (chunk.type == kind::delta && result.ttft_ms < 0) {
-                    result.ttft_ms =
-                        std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
-                } else if (chunk.type == kind::usage) {
-                    result.completion_tokens = chunk.completion_tokens;
-                } else if (chunk.type == kind::finish) {
-                    result.finish_reason = chunk.finish_reason;
-                } else if (chunk.type == kind::error) {
-                    result.finish_reason = "error " + std::to_string(chunk.code) + ": " + chunk.message;
+                for (const auto& chunk : batch) {
+                    if (chunk.type == kind::delta && result.ttft_ms < 0) {
+                        result.ttft_ms =
+                            std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
+                    } else if (chunk.type == kind::usage) {
+                        result.completion_tokens = chunk.completion_tokens;
+                    } else if (chunk.type == kind::finish) {
+                        result.finish_reason = chunk.finish_reason;
+                    } else if (chunk.type == kind::error) {
+                        result.finish_reason = "error " + std::to_string(chunk.code) + ": " + chunk.message;
+                    }
                 }
                 co_return;
             };

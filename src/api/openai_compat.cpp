@@ -10,6 +10,7 @@
 #include "api/stream_relay.h"
 #include "core/ids.h"
 #include "http/router.h"
+#include "http/sse.h"
 
 namespace sluice {
 
@@ -36,19 +37,25 @@ stream_format openai_format(const openai_chat_request& request) {
     const auto ids = new_stream_ids();
     const bool usage = request.include_usage;
     stream_format format;
-    format.delta = [ids, usage](const stream_identity& who, std::string_view content, bool first) {
-        std::vector<std::string> events;
-        if (first) events.push_back(openai_role_chunk(ids, who.model, usage));
-        events.push_back(openai_content_chunk(ids, who.model, content, usage));
-        return events;
+    format.delta = [ids, usage](sse_batch& events, const stream_identity& who, std::string_view content,
+                                bool first) {
+        if (first) {
+            append_openai_role_chunk(events.begin_event(), ids, who.model, usage);
+            events.end_event();
+        }
+        append_openai_content_chunk(events.begin_event(), ids, who.model, content, usage);
+        events.end_event();
     };
-    format.final = [ids, usage](const stream_identity& who, const stream_outcome& out) {
-        std::vector<std::string> events;
-        if (out.text.empty()) events.push_back(openai_role_chunk(ids, who.model, usage));
-        events.push_back(openai_finish_chunk(ids, who.model, openai_finish_reason(out.finish_reason), usage));
+    format.final = [ids, usage](sse_batch& events, const stream_identity& who, const stream_outcome& out) {
+        if (out.text.empty()) {
+            append_openai_role_chunk(events.begin_event(), ids, who.model, usage);
+            events.end_event();
+        }
+        append_openai_finish_chunk(events.begin_event(), ids, who.model,
+                                   openai_finish_reason(out.finish_reason), usage);
+        events.end_event();
         if (usage)
-            events.push_back(openai_usage_chunk(ids, who.model, out.prompt_tokens, out.completion_tokens));
-        return events;
+            events.add_event(openai_usage_chunk(ids, who.model, out.prompt_tokens, out.completion_tokens));
     };
     format.error_event = [](const api_error& error, const stream_identity&) {
         return openai_error_json(error);

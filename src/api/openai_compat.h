@@ -52,6 +52,13 @@ std::string openai_content_chunk(const openai_stream_ids& ids, std::string_view 
                                  std::string_view content, bool include_usage);
 std::string openai_finish_chunk(const openai_stream_ids& ids, std::string_view model,
                                 std::string_view finish_reason, bool include_usage);
+// The same three chunks appended to `out`, for the stream's reused buffer.
+void append_openai_role_chunk(std::string& out, const openai_stream_ids& ids, std::string_view model,
+                              bool include_usage);
+void append_openai_content_chunk(std::string& out, const openai_stream_ids& ids, std::string_view model,
+                                 std::string_view content, bool include_usage);
+void append_openai_finish_chunk(std::string& out, const openai_stream_ids& ids, std::string_view model,
+                                std::string_view finish_reason, bool include_usage);
 std::string openai_usage_chunk(const openai_stream_ids& ids, std::string_view model, int prompt_tokens,
                                int completion_tokens);
 std::string openai_completion_json(const openai_stream_ids& ids, std::string_view model,

@@ -2,8 +2,10 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/json.hpp>
 #include <cmath>
+#include <optional>
 
 #include "api/openai_compat.h"
+#include "core/json_text.h"
 
 namespace sluice {
 
@@ -203,12 +205,33 @@ json::object chunk_base(const openai_stream_ids& ids, std::string_view model, bo
     return chunk;
 }
 
-std::string one_choice_chunk(const openai_stream_ids& ids, std::string_view model, json::object delta,
-                             const json::value& finish_reason, bool include_usage) {
-    auto chunk = chunk_base(ids, model, include_usage);
-    chunk["choices"] = json::array{json::object{
-        {"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}};
-    return json::serialize(chunk);
+// A chunk with one choice, written straight into `out` (one goes out per token): the bytes
+// json::serialize gives for chunk_base + {"choices":[{"index":0,"delta":...,"logprobs":null,
+// "finish_reason":...}]}. The delta holds `delta_members` (JSON text) or else `content`, when given;
+// a finish_reason not given is null.
+void append_one_choice_chunk(std::string& out, const openai_stream_ids& ids, std::string_view model,
+                             std::string_view delta_members, std::optional<std::string_view> content,
+                             std::optional<std::string_view> finish_reason, bool include_usage) {
+    out += R"({"id":)";
+    append_json_string(out, ids.id);
+    out += R"(,"object":"chat.completion.chunk","created":)";
+    append_json_int(out, ids.created);
+    out += R"(,"model":)";
+    append_json_string(out, model);
+    out += include_usage ? R"(,"system_fingerprint":null,"usage":null,"choices":[{"index":0,"delta":{)"
+                         : R"(,"system_fingerprint":null,"choices":[{"index":0,"delta":{)";
+    out += delta_members;
+    if (content) {
+        out += R"("content":)";
+        append_json_string(out, *content);
+    }
+    out += R"(},"logprobs":null,"finish_reason":)";
+    if (finish_reason) {
+        append_json_string(out, *finish_reason);
+    } else {
+        out += "null";
+    }
+    out += "}]}";
 }
 
 json::object usage_object(int prompt_tokens, int completion_tokens) {
@@ -254,20 +277,40 @@ http_response openai_error_response(const http_request& request, const api_error
     return res;
 }
 
+void append_openai_role_chunk(std::string& out, const openai_stream_ids& ids, std::string_view model,
+                              bool include_usage) {
+    append_one_choice_chunk(out, ids, model, R"("role":"assistant","content":"","refusal":null)",
+                            std::nullopt, std::nullopt, include_usage);
+}
+
+void append_openai_content_chunk(std::string& out, const openai_stream_ids& ids, std::string_view model,
+                                 std::string_view content, bool include_usage) {
+    append_one_choice_chunk(out, ids, model, {}, content, std::nullopt, include_usage);
+}
+
+void append_openai_finish_chunk(std::string& out, const openai_stream_ids& ids, std::string_view model,
+                                std::string_view finish_reason, bool include_usage) {
+    append_one_choice_chunk(out, ids, model, {}, std::nullopt, finish_reason, include_usage);
+}
+
 std::string openai_role_chunk(const openai_stream_ids& ids, std::string_view model, bool include_usage) {
-    return one_choice_chunk(ids, model,
-                            json::object{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}},
-                            nullptr, include_usage);
+    std::string out;
+    append_openai_role_chunk(out, ids, model, include_usage);
+    return out;
 }
 
 std::string openai_content_chunk(const openai_stream_ids& ids, std::string_view model,
                                  std::string_view content, bool include_usage) {
-    return one_choice_chunk(ids, model, json::object{{"content", content}}, nullptr, include_usage);
+    std::string out;
+    append_openai_content_chunk(out, ids, model, content, include_usage);
+    return out;
 }
 
 std::string openai_finish_chunk(const openai_stream_ids& ids, std::string_view model,
                                 std::string_view finish_reason, bool include_usage) {
-    return one_choice_chunk(ids, model, json::object{}, json::string(finish_reason), include_usage);
+    std::string out;
+    append_openai_finish_chunk(out, ids, model, finish_reason, include_usage);
+    return out;
 }
 
 std::string openai_usage_chunk(const openai_stream_ids& ids, std::string_view model, int prompt_tokens,

@@ -3,19 +3,25 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <boost/system/system_error.hpp>
 #include <charconv>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 
+#include "core/json_text.h"
 #include "core/metrics.h"
 #include "routing/orchestrator.h"
 
@@ -27,20 +33,22 @@ using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
-// What travels from the producer side to the writer: a provider chunk, a heartbeat due, or the end.
+// What travels from the producer side to the writer: the chunks of one provider batch, a heartbeat
+// due, the end, or the switch to the next candidate.
 struct relay_item {
-    enum class kind { chunk, ping, end, next_model };
-    kind type = kind::chunk;
-    stream_chunk chunk;
+    enum class kind { chunks, ping, end, next_model };
+    kind type = kind::chunks;
+    chunk_batch chunks;
     std::size_t candidate = 0;  // next_model: the candidate that answers from here on
 };
 
 using relay_channel = net::experimental::channel<void(boost::system::error_code, relay_item)>;
 using clock = std::chrono::steady_clock;
 
-// A few chunks of slack between the provider and the socket: enough to smooth scheduling, small
-// enough that a slow client slows the provider almost at once.
-constexpr std::size_t k_channel_capacity = 4;
+// A couple of batches (each at most one upstream read) of slack between the provider and the
+// socket: enough to read the next piece while one is written, small enough that a slow client slows
+// the provider almost at once.
+constexpr std::size_t k_channel_capacity = 2;
 // How long the closing error event may take to write when the deadline already passed.
 constexpr auto k_final_write_timeout = std::chrono::seconds{5};
 
@@ -79,15 +87,26 @@ bool cancelled(const net::cancellation_state& state) {
     return state.cancelled() != net::cancellation_type::none;
 }
 
+// Every coroutine of the race below ends by returning, never by throwing, when the race is decided
+// without it: a cancelled wait comes back as an error code (as_tuple) and the coroutine returns.
+// Before a new wait each checks whether it was cancelled meanwhile, since Asio throws when an
+// operation starts in a cancelled coroutine.
+
 // GCC 12 destroys some temporaries inside a co_await expression twice, so everything non-trivial
 // handed to an awaited call in this file is a named variable first.
-net::awaitable<void> send_item(relay_channel& channel, relay_item item) {
-    co_await channel.async_send(boost::system::error_code{}, std::move(item), net::use_awaitable);
+net::awaitable<bool> send_item(relay_channel& channel, relay_item item) {
+    const auto cancellation = co_await net::this_coro::cancellation_state;
+    if (cancelled(cancellation)) co_return false;
+    auto [ec] = co_await channel.async_send(boost::system::error_code{}, std::move(item),
+                                            net::as_tuple(net::use_awaitable));
+    co_return !ec;
 }
 
-net::awaitable<void> wait_forever() {
+net::awaitable<void> wait_until_cancelled() {
+    const auto cancellation = co_await net::this_coro::cancellation_state;
+    if (cancelled(cancellation)) co_return;
     net::steady_timer forever{co_await net::this_coro::executor, net::steady_timer::time_point::max()};
-    co_await forever.async_wait(net::use_awaitable);
+    co_await forever.async_wait(net::as_tuple(net::use_awaitable));
 }
 
 bool is_local(const provider& model) {
@@ -121,26 +140,39 @@ struct attempt_state {
     std::optional<stream_chunk> held_error;
 };
 
-net::awaitable<void> forward_chunk(attempt_state& attempt, stream_chunk chunk) {
-    if (attempt.held_error) co_return;  // a provider says nothing after its error
-    if (!attempt.delta_seen) {
-        if (chunk.type == stream_chunk::kind::error && attempt.may_fall_back) {
-            attempt.held_error = std::move(chunk);
-            co_return;
+// Moves what may go out of `batch` into one channel item and sends it.
+net::awaitable<void> forward_batch(attempt_state& attempt, chunk_batch& batch) {
+    relay_item item{.type = relay_item::kind::chunks};
+    item.chunks.reserve(batch.size() + 1);
+    for (auto& chunk : batch) {
+        if (attempt.held_error) break;  // a provider says nothing after its error
+        if (!attempt.delta_seen) {
+            if (chunk.type == stream_chunk::kind::error && attempt.may_fall_back) {
+                attempt.held_error = std::move(chunk);
+                continue;
+            }
+            if (chunk.type == stream_chunk::kind::usage) {
+                attempt.held_usage = std::move(chunk);
+                continue;
+            }
+            if (chunk.type == stream_chunk::kind::delta && !chunk.text.empty()) attempt.delta_seen = true;
+            if (attempt.held_usage) {
+                item.chunks.push_back(std::move(*attempt.held_usage));
+                attempt.held_usage.reset();
+            }
         }
-        if (chunk.type == stream_chunk::kind::usage) {
-            attempt.held_usage = std::move(chunk);
-            co_return;
-        }
-        if (chunk.type == stream_chunk::kind::delta && !chunk.text.empty()) attempt.delta_seen = true;
-        if (attempt.held_usage) {
-            relay_item usage{.type = relay_item::kind::chunk, .chunk = std::move(*attempt.held_usage)};
-            attempt.held_usage.reset();
-            co_await send_item(attempt.channel, std::move(usage));
-        }
+        item.chunks.push_back(std::move(chunk));
     }
-    relay_item item{.type = relay_item::kind::chunk, .chunk = std::move(chunk)};
+    if (item.chunks.empty()) co_return;
+    // A failed send means the race is over; the provider sees the cancellation itself.
     co_await send_item(attempt.channel, std::move(item));
+}
+
+net::awaitable<bool> send_chunk(relay_channel& channel, stream_chunk chunk) {
+    relay_item item{.type = relay_item::kind::chunks};
+    item.chunks.push_back(std::move(chunk));
+    const bool sent = co_await send_item(channel, std::move(item));
+    co_return sent;
 }
 
 // Runs the candidates in order until one gets past its first delta, or ends without an error, or is
@@ -153,32 +185,31 @@ net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_cha
         attempt_state attempt{.channel = channel, .may_fall_back = i + 1 < candidates.size()};
         std::string failure;
         try {
-            chunk_sink sink = [&attempt](stream_chunk chunk) {
-                return forward_chunk(attempt, std::move(chunk));
-            };
+            const chunk_sink sink = [&attempt](chunk_batch& batch) { return forward_batch(attempt, batch); };
             chat_request request = candidates[i].request;
             co_await model.stream(std::move(request), sink);
         } catch (const std::exception& e) {
             failure = e.what();
         }
-        if (cancelled(co_await net::this_coro::cancellation_state)) co_return;
+        const auto cancellation = co_await net::this_coro::cancellation_state;
+        if (cancelled(cancellation)) co_return;
         if (!failure.empty()) {
             spdlog::error("provider {} failed: {}", model.config().name, failure);
-            stream_chunk error = stream_chunk::error(502, "the model failed");
-            co_await forward_chunk(attempt, std::move(error));
+            chunk_batch error{stream_chunk::error(502, "the model failed")};
+            co_await forward_batch(attempt, error);
         }
         if (!attempt.held_error) {
             if (attempt.held_usage) {
-                relay_item usage{.type = relay_item::kind::chunk, .chunk = std::move(*attempt.held_usage)};
-                co_await send_item(channel, std::move(usage));
+                const bool sent = co_await send_chunk(channel, std::move(*attempt.held_usage));
+                if (!sent) co_return;
             }
             break;
         }
         const auto kind = failure_kind_from_code(attempt.held_error->code, is_local(model));
         if (kind == failure_kind::bad_request) {
             // The request was at fault, not the model: another model would be asked the same thing.
-            relay_item error{.type = relay_item::kind::chunk, .chunk = std::move(*attempt.held_error)};
-            co_await send_item(channel, std::move(error));
+            const bool sent = co_await send_chunk(channel, std::move(*attempt.held_error));
+            if (!sent) co_return;
             break;
         }
         spdlog::warn("model {} failed before its first token ({} {}: {}); {} answers instead",
@@ -187,24 +218,32 @@ net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_cha
         if (routing) routing->report_failure(model.config().name, kind);
         candidates[i + 1].identity.route_reason = "fallback:" + std::string(to_string(kind));
         relay_item next{.type = relay_item::kind::next_model, .candidate = i + 1};
-        co_await send_item(channel, std::move(next));
+        const bool sent = co_await send_item(channel, std::move(next));
+        if (!sent) co_return;
     }
     relay_item end{.type = relay_item::kind::end};
-    co_await send_item(channel, std::move(end));
-    co_await wait_forever();
+    const bool sent = co_await send_item(channel, std::move(end));
+    if (sent) co_await wait_until_cancelled();
 }
 
-// Queues a heartbeat whenever nothing was written for `interval`. The writer stays the only one
-// touching the socket; a full channel means data is flowing, so no ping is needed then.
-net::awaitable<void> tick(relay_channel& channel, const clock::time_point& last_write,
-                          clock::duration interval) {
+// One timer for both: queues a heartbeat whenever nothing was written for `heartbeat`, and ends the
+// race when `deadline` passes (setting `timed_out`). The writer stays the only one touching the
+// socket; a full channel means data is flowing, so no ping is needed then.
+net::awaitable<void> watch(relay_channel& channel, const clock::time_point& last_write,
+                           clock::duration heartbeat, clock::time_point deadline, bool& timed_out) {
     net::steady_timer timer{co_await net::this_coro::executor};
     clock::time_point last_ping{};
     for (;;) {
-        timer.expires_at(std::max(last_write, last_ping) + interval);
-        co_await timer.async_wait(net::use_awaitable);
+        timer.expires_at(std::min(std::max(last_write, last_ping) + heartbeat, deadline));
+        auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        const auto state = co_await net::this_coro::cancellation_state;
+        if (ec || cancelled(state)) co_return;
         const auto now = clock::now();
-        if (now - std::max(last_write, last_ping) < interval) continue;
+        if (now >= deadline) {
+            timed_out = true;
+            co_return;
+        }
+        if (now - std::max(last_write, last_ping) < heartbeat) continue;
         channel.try_send(boost::system::error_code{}, relay_item{.type = relay_item::kind::ping});
         last_ping = now;
     }
@@ -212,7 +251,7 @@ net::awaitable<void> tick(relay_channel& channel, const clock::time_point& last_
 
 net::awaitable<void> expire_after(std::chrono::milliseconds timeout) {
     net::steady_timer timer{co_await net::this_coro::executor, timeout};
-    co_await timer.async_wait(net::use_awaitable);
+    co_await timer.async_wait(net::as_tuple(net::use_awaitable));
 }
 
 void estimate_usage(stream_outcome& out, const provider& model, const chat_request& request) {
@@ -243,6 +282,7 @@ struct relay_state {
     metrics::stream_timer timer{metrics::get(), ex.started_at()};
     orchestrator* routing = nullptr;
     std::function<void(std::size_t)> switch_model;  // the writer's side of a fallback
+    sse_batch events;                               // the SSE events of one write, reused
 
     void report_failure(int code) {
         if (routing)
@@ -277,91 +317,148 @@ struct relay_state {
         if (!sse->started()) {
             co_await sse->fail(to_status(error.code), event, error.retry_after_s);
         } else {
-            co_await sse->event(event);
-            co_await sse->finish();
+            events.clear();
+            events.add_event(event);
+            auto ec = co_await sse->send(events, true);
+            if (ec) throw boost::system::system_error(ec, "sse write");
         }
     }
 
-    net::awaitable<void> write_event(const std::string& event) {
+    // One socket write of `events` (with [DONE] and the end of the response when `last`); false when
+    // it failed, which means the client is gone unless we were cancelled.
+    net::awaitable<bool> write(const sse_batch& batch, bool last) {
         out.first_byte_sent = true;
-        co_await sse->event(event);
+        auto ec = co_await sse->send(batch, last);
+        if (ec) {
+            co_await note_failed_write();
+            co_return false;
+        }
         last_write = clock::now();
+        co_return true;
+    }
+
+    // Writes one batch: its deltas as one write; a finish or an error ends the stream (after the
+    // deltas before it went out). True when the stream is over.
+    net::awaitable<bool> take_batch(chunk_batch& chunks) {
+        events.clear();
+        bool deltas = false;  // since the last write
+        for (auto& chunk : chunks) {
+            switch (chunk.type) {
+                case stream_chunk::kind::delta: {
+                    if (chunk.text.empty()) break;
+                    if (!deltas) timer.chunk_begin();
+                    deltas = true;
+                    const bool first_piece = out.text.empty();
+                    out.text += chunk.text;
+                    if (sse) format.delta(events, id, chunk.text, first_piece);
+                    break;
+                }
+                case stream_chunk::kind::usage:
+                    out.prompt_tokens = chunk.prompt_tokens;
+                    out.completion_tokens = chunk.completion_tokens;
+                    out.usage_reported = true;
+                    break;
+                case stream_chunk::kind::finish:
+                case stream_chunk::kind::error: {
+                    // Content never waits for the bookkeeping below.
+                    const bool flushed = co_await flush_deltas(deltas);
+                    if (!flushed) co_return true;
+                    if (chunk.type == stream_chunk::kind::finish) {
+                        co_await end_with(chunk.finish_reason);
+                    } else {
+                        co_await end_with_error(chunk);
+                    }
+                    co_return true;
+                }
+            }
+        }
+        const bool flushed = co_await flush_deltas(deltas);
+        co_return !flushed;
+    }
+
+    net::awaitable<bool> flush_deltas(bool deltas) {
+        if (!deltas) co_return true;
+        if (sse) {
+            const bool written = co_await write(events, false);
+            if (!written) co_return false;
+            events.clear();
+        }
+        timer.chunk_end();
+        co_return true;
+    }
+
+    net::awaitable<void> end_with(const std::string& finish_reason) {
+        timer.model_end();
+        out.finish_reason = finish_reason.empty() ? "stop" : finish_reason;
+        if (routing) routing->report_success(model.config().name);
+        co_await report_final();
+        if (sse) {
+            events.clear();
+            format.final(events, id, out);
+            co_await write(events, true);
+            co_return;
+        }
+        http_response res{http_status::ok, ex.request().version()};
+        res.set(boost::beast::http::field::content_type, "application/json");
+        res.set("X-Sluice-Route", route_header_value(id));
+        res.body() = format.whole(id, out);
+        bool failed = false;
+        try {
+            co_await ex.respond(std::move(res));
+        } catch (const boost::system::system_error&) {
+            failed = true;
+        }
+        if (failed) co_await note_failed_write();
+    }
+
+    // A write failed while nobody cancelled us: the client is gone.
+    net::awaitable<void> note_failed_write() {
+        const auto cancellation = co_await net::this_coro::cancellation_state;
+        if (!cancelled(cancellation)) out.client_gone = true;
+    }
+
+    net::awaitable<void> end_with_error(const stream_chunk& chunk) {
+        timer.model_end();
+        report_failure(chunk.code);
+        out.finish_reason = "error";
+        out.error =
+            api_error{.code = chunk.code, .message = chunk.message, .retry_after_s = chunk.retry_after_s};
+        co_await report_final();
+        bool failed = false;
+        try {
+            co_await write_error(*out.error);
+        } catch (const boost::system::system_error&) {
+            failed = true;
+        }
+        if (failed) co_await note_failed_write();
     }
 
     // Takes one item at a time and writes it before taking the next (backpressure).
     net::awaitable<void> consume(relay_channel& channel) {
-        bool write_failed = false;
         timer.model_begin();
-        try {
-            for (;;) {
-                relay_item item = co_await channel.async_receive(net::use_awaitable);
-                if (item.type == relay_item::kind::ping) {
-                    if (sse) {
-                        out.first_byte_sent = true;
-                        co_await sse->comment("ping");
-                        last_write = clock::now();
-                    }
-                    continue;
+        for (;;) {
+            const auto cancellation = co_await net::this_coro::cancellation_state;
+            if (cancelled(cancellation)) co_return;
+            auto [ec, item] = co_await channel.async_receive(net::as_tuple(net::use_awaitable));
+            if (ec) co_return;  // cancelled: the race is decided elsewhere
+            if (item.type == relay_item::kind::ping) {
+                if (sse) {
+                    sse_batch ping;
+                    ping.add_comment("ping");
+                    const bool written = co_await write(ping, false);
+                    if (!written) co_return;
                 }
-                if (item.type == relay_item::kind::next_model) {
-                    switch_model(item.candidate);
-                    continue;
-                }
-                // The provider ended without saying why: what it sent stands as the answer.
-                if (item.type == relay_item::kind::end) item.chunk = stream_chunk::finish("stop");
-                auto& chunk = item.chunk;
-                switch (chunk.type) {
-                    case stream_chunk::kind::delta: {
-                        if (chunk.text.empty()) break;
-                        timer.chunk_begin();
-                        const bool first_piece = out.text.empty();
-                        out.text += chunk.text;
-                        if (sse) {
-                            const auto events = format.delta(id, chunk.text, first_piece);
-                            for (const auto& event : events) co_await write_event(event);
-                        }
-                        timer.chunk_end();
-                        break;
-                    }
-                    case stream_chunk::kind::usage:
-                        out.prompt_tokens = chunk.prompt_tokens;
-                        out.completion_tokens = chunk.completion_tokens;
-                        out.usage_reported = true;
-                        break;
-                    case stream_chunk::kind::finish:
-                        timer.model_end();
-                        out.finish_reason = chunk.finish_reason.empty() ? "stop" : chunk.finish_reason;
-                        if (routing) routing->report_success(model.config().name);
-                        co_await report_final();
-                        if (sse) {
-                            const auto events = format.final(id, out);
-                            for (const auto& event : events) co_await write_event(event);
-                            co_await sse->finish();
-                        } else {
-                            http_response res{http_status::ok, ex.request().version()};
-                            res.set(boost::beast::http::field::content_type, "application/json");
-                            res.set("X-Sluice-Route", route_header_value(id));
-                            res.body() = format.whole(id, out);
-                            co_await ex.respond(std::move(res));
-                        }
-                        co_return;
-                    case stream_chunk::kind::error:
-                        timer.model_end();
-                        report_failure(chunk.code);
-                        out.finish_reason = "error";
-                        out.error = api_error{.code = chunk.code,
-                                              .message = chunk.message,
-                                              .retry_after_s = chunk.retry_after_s};
-                        co_await report_final();
-                        co_await write_error(*out.error);
-                        co_return;
-                }
+                continue;
             }
-        } catch (const boost::system::system_error&) {
-            write_failed = true;
+            if (item.type == relay_item::kind::next_model) {
+                switch_model(item.candidate);
+                continue;
+            }
+            // The provider ended without saying why: what it sent stands as the answer.
+            if (item.type == relay_item::kind::end) item.chunks.push_back(stream_chunk::finish("stop"));
+            const bool over = co_await take_batch(item.chunks);
+            if (over) co_return;
         }
-        // A write that failed while nobody cancelled us means the client is gone.
-        if (write_failed && !cancelled(co_await net::this_coro::cancellation_state)) out.client_gone = true;
     }
 };
 
@@ -422,26 +519,42 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
         head.set("X-Sluice-Route", route_header_value(identity));
         state.sse = &ex.open_sse(std::move(head));
     }
-    relay_channel channel{co_await net::this_coro::executor, k_channel_capacity};
+    const auto executor = co_await net::this_coro::executor;
+    relay_channel channel{executor, k_channel_capacity};
     ex.stream().expires_never();  // our own deadlines apply from here
 
     // The heartbeat only matters for a stream; a JSON answer cannot carry comments.
     const auto heartbeat = options.streaming
                                ? std::chrono::duration_cast<clock::duration>(options.heartbeat_interval)
-                               : clock::duration::max() / 2;
-    auto winner = co_await (state.consume(channel) || produce(candidates, channel, routing) ||
-                            tick(channel, state.last_write, heartbeat) || ex.wait_for_disconnect() ||
-                            expire_after(options.request_timeout));
-    switch (winner.index()) {
-        case 3:
-            outcome.client_gone = true;
-            break;
-        case 4:
-            outcome.timed_out = true;
-            break;
-        default:
-            break;
+                               : clock::duration::max() / 4;
+    const auto deadline = clock::now() + options.request_timeout;
+    bool timed_out = false;
+    // The first of the four to finish decides; the others are cancelled and return (none throws).
+    auto race = net::experimental::make_parallel_group(
+        net::co_spawn(executor, state.consume(channel), net::deferred),
+        net::co_spawn(executor, produce(candidates, channel, routing), net::deferred),
+        net::co_spawn(executor, watch(channel, state.last_write, heartbeat, deadline, timed_out),
+                      net::deferred),
+        net::co_spawn(executor, ex.wait_for_disconnect(), net::deferred));
+    auto [order, consume_error, produce_error, watch_error, disconnect_error] =
+        co_await race.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
+    // The one that ended the race decides; what a loser threw while being cancelled does not matter.
+    const std::array<std::exception_ptr, 4> errors{consume_error, produce_error, watch_error,
+                                                   disconnect_error};
+    if (errors[order[0]]) std::rethrow_exception(errors[order[0]]);
+    for (const auto& error : errors) {
+        if (!error) continue;
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            spdlog::debug("session {}: a cancelled relay branch threw: {}", identity.session_id, e.what());
+        }
     }
+    // Cancelled from outside (the server shutting down): nothing more may be awaited.
+    const auto cancellation = co_await net::this_coro::cancellation_state;
+    if (cancelled(cancellation)) throw boost::system::system_error(net::error::operation_aborted);
+    if (order[0] == 3) outcome.client_gone = true;
+    if (order[0] == 2 && timed_out) outcome.timed_out = true;
     if (outcome.client_gone) {
         if (!state.final_reported) outcome.finish_reason = "cancelled";
         ex.close_after();
@@ -465,11 +578,12 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
 
 stream_format seed_stream_format(bool streaming) {
     stream_format format;
-    format.delta = [](const stream_identity& who, std::string_view content, bool) {
-        return std::vector<std::string>{delta_event_json(who, content)};
+    format.delta = [](sse_batch& events, const stream_identity& who, std::string_view content, bool) {
+        append_delta_event_json(events.begin_event(), who, content);
+        events.end_event();
     };
-    format.final = [](const stream_identity& who, const stream_outcome& out) {
-        return std::vector<std::string>{final_event_json(who, out)};
+    format.final = [](sse_batch& events, const stream_identity& who, const stream_outcome& out) {
+        events.add_event(final_event_json(who, out));
     };
     format.error_event = [](const api_error& error, const stream_identity& who) {
         return error_event_json(error, who.session_id, &who);
@@ -495,8 +609,22 @@ stream_format seed_stream_format(bool streaming) {
     return format;
 }
 
+void append_delta_event_json(std::string& out, const stream_identity& identity, std::string_view content) {
+    out += R"({"content":)";
+    append_json_string(out, content);
+    out += R"(,"session_id":)";
+    append_json_string(out, identity.session_id);
+    out += R"(,"model_used":)";
+    append_json_string(out, identity.model_used);
+    out += R"(,"model":)";
+    append_json_string(out, identity.model);
+    out += '}';
+}
+
 std::string delta_event_json(const stream_identity& identity, std::string_view content) {
-    return json::serialize(base_event(identity, content));
+    std::string out;
+    append_delta_event_json(out, identity, content);
+    return out;
 }
 
 std::string final_event_json(const stream_identity& identity, const stream_outcome& outcome) {

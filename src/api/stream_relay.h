@@ -1,10 +1,11 @@
 #pragma once
-// The streaming core: a provider runs as a producer coroutine pushing stream_chunk values into a
-// small bounded channel; the writer loop takes one at a time and writes its event before taking the
-// next (backpressure), sending `: ping` whenever nothing arrived for heartbeat_interval (the wait
-// for the first token counts). A pending read on the client socket races the whole operation: when
-// the client leaves, everything (the provider included) is cancelled at once through the
-// coroutines' cancellation slots. So is everything when the request deadline passes.
+// The streaming core: a provider runs as a producer coroutine pushing its chunk batches (what one
+// upstream read gave) into a small bounded channel; the writer loop takes one batch at a time and
+// writes its events with one socket write before taking the next (backpressure), sending `: ping`
+// whenever nothing arrived for heartbeat_interval (the wait for the first token counts). A pending
+// read on the client socket races the whole operation: when the client leaves, everything (the
+// provider included) is cancelled at once through the coroutines' cancellation slots. So is
+// everything when the request deadline passes. No coroutine of the race throws to end it.
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <functional>
@@ -44,13 +45,14 @@ struct stream_outcome {
 };
 
 // The wire format of the events and answers: the seed API's (SPEC §3) unless a route brings its own
-// (the OpenAI-compatible one). Each event is one JSON object, sent as one `data:` line.
+// (the OpenAI-compatible one). Each event is one JSON object, sent as one `data:` line; `delta` and
+// `final` add their events to the batch of the next socket write.
 struct stream_format {
     // The events for one piece of the answer; `first` is true for the first piece.
-    std::function<std::vector<std::string>(const stream_identity&, std::string_view content, bool first)>
+    std::function<void(sse_batch& events, const stream_identity&, std::string_view content, bool first)>
         delta;
     // The events that close a successful answer, before data: [DONE].
-    std::function<std::vector<std::string>(const stream_identity&, const stream_outcome&)> final;
+    std::function<void(sse_batch& events, const stream_identity&, const stream_outcome&)> final;
     // An error after the stream started: one in-band event, then [DONE].
     std::function<std::string(const api_error&, const stream_identity&)> error_event;
     // The whole response for an error before anything was sent (`who` is null before a model was chosen).
@@ -106,6 +108,8 @@ std::string route_header_value(const stream_identity& identity);
 
 // The seed wire format (SPEC §3).
 std::string delta_event_json(const stream_identity& identity, std::string_view content);
+// The same event appended to `out`, byte for byte (no JSON object built per token).
+void append_delta_event_json(std::string& out, const stream_identity& identity, std::string_view content);
 std::string final_event_json(const stream_identity& identity, const stream_outcome& outcome);
 // {"error","code","content":"","session_id"} (+ model_used/model when `identity` is given).
 std::string error_event_json(const api_error& error, std::string_view session_id,

@@ -79,14 +79,18 @@ sse_writer& exchange::open_sse(sse_writer::header head) {
 
 net::awaitable<void> exchange::wait_for_disconnect() {
     for (;;) {
+        // Cancelled: return (not throw), so that a race this watcher lost ends without an exception.
+        const auto cancellation = co_await net::this_coro::cancellation_state;
+        if (cancellation.cancelled() != net::cancellation_type::none) co_return;
         if (buffer_.size() >= k_max_pipelined_bytes) {
             net::steady_timer forever{co_await net::this_coro::executor,
                                       net::steady_timer::time_point::max()};
-            co_await forever.async_wait(net::use_awaitable);
+            co_await forever.async_wait(net::as_tuple(net::use_awaitable));
+            co_return;
         }
         auto [ec, n] =
             co_await stream_.async_read_some(buffer_.prepare(4096), net::as_tuple(net::use_awaitable));
-        if (ec == net::error::operation_aborted) throw boost::system::system_error(ec);
+        if (ec == net::error::operation_aborted) co_return;
         if (ec) {
             peer_gone_ = true;
             co_return;

@@ -54,9 +54,10 @@ class exchange {
     sse_writer& open_sse(sse_writer::header head);
     sse_writer::header sse_head(http_status status = http_status::ok) const;
 
-    // Completes when the peer closes the connection or the socket fails: a pending read on the
-    // socket, so a disconnect is seen at once. Bytes that arrive meanwhile (a pipelined request) are
-    // kept for the connection. Cancel through the cancellation slot.
+    // Completes when the peer closes the connection or the socket fails (peer_gone() is then true):
+    // a pending read on the socket, so a disconnect is seen at once. Bytes that arrive meanwhile (a
+    // pipelined request) are kept for the connection. Cancel through the cancellation slot: it then
+    // returns without throwing, with peer_gone() false.
     boost::asio::awaitable<void> wait_for_disconnect();
     bool peer_gone() const { return peer_gone_; }
 

@@ -1,13 +1,17 @@
 #include "http/sse.h"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_cat.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/system/system_error.hpp>
+#include <charconv>
+#include <span>
 
 namespace sluice {
 
@@ -19,6 +23,48 @@ std::string sse_event(std::string_view json) {
     out.reserve(json.size() + 8);
     out.append("data: ").append(json).append("\n\n");
     return out;
+}
+
+std::string& sse_batch::begin_event() {
+    open_chunk();
+    bytes_.append("data: ");
+    return bytes_;
+}
+
+void sse_batch::end_event() {
+    bytes_.append("\n\n");
+    close_chunk();
+}
+
+void sse_batch::add_event(std::string_view json) {
+    begin_event().append(json);
+    end_event();
+}
+
+void sse_batch::add_comment(std::string_view text) {
+    open_chunk();
+    bytes_.append(": ").append(text).append("\n\n");
+    close_chunk();
+}
+
+void sse_batch::open_chunk() {
+    chunk_start_ = bytes_.size();
+    bytes_.append(k_size_room, ' ');
+}
+
+// The size line goes right before the event, and the room it did not use is closed up.
+void sse_batch::close_chunk() {
+    const std::size_t event_start = chunk_start_ + k_size_room;
+    const std::size_t size = bytes_.size() - event_start;
+    std::array<char, k_size_room> line{};
+    const auto end = std::to_chars(line.data(), line.data() + k_size_room - 2, size, 16).ptr;
+    end[0] = '\r';
+    end[1] = '\n';
+    const auto line_size = static_cast<std::size_t>(end + 2 - line.data());
+    const std::size_t line_start = event_start - line_size;
+    bytes_.replace(line_start, line_size, line.data(), line_size);
+    bytes_.erase(chunk_start_, line_start - chunk_start_);
+    bytes_.append("\r\n");
 }
 
 std::string sse_comment(std::string_view text) {
@@ -46,51 +92,66 @@ sse_writer::sse_writer(boost::beast::tcp_stream& stream, header head)
     head_.chunked(true);
 }
 
-// Payloads are named before they are awaited on: GCC 12 can destroy a temporary in a co_await
+// Batches are named before they are awaited on: GCC 12 can destroy a temporary in a co_await
 // expression twice.
 net::awaitable<void> sse_writer::event(std::string_view json) {
-    auto payload = sse_event(json);
-    co_await write_chunk(std::move(payload), false);
+    sse_batch batch;
+    batch.add_event(json);
+    auto ec = co_await send(batch, false);
+    if (ec) throw boost::system::system_error(ec, "sse write");
 }
 
 net::awaitable<void> sse_writer::comment(std::string_view text) {
-    auto payload = sse_comment(text);
-    co_await write_chunk(std::move(payload), false);
+    sse_batch batch;
+    batch.add_comment(text);
+    auto ec = co_await send(batch, false);
+    if (ec) throw boost::system::system_error(ec, "sse write");
 }
 
 net::awaitable<void> sse_writer::finish() {
-    std::string payload{k_sse_done};
-    co_await write_chunk(std::move(payload), true);
-    finished_ = true;
+    const sse_batch nothing;
+    auto ec = co_await send(nothing, true);
+    if (ec) throw boost::system::system_error(ec, "sse write");
 }
 
-net::awaitable<void> sse_writer::write_chunk(std::string payload, bool last) {
-    if (broken_ || finished_)
-        throw boost::system::system_error(net::error::not_connected, "sse stream closed");
+net::awaitable<boost::system::error_code> sse_writer::send(const sse_batch& batch, bool last) {
+    // [DONE] in its own chunk, then the last chunk: what make_chunk + make_chunk_last write.
+    static constexpr std::string_view k_done_and_end = "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+    static_assert(k_sse_done.size() == 0xe);
+    if (broken_ || finished_) co_return net::error::not_connected;
+    std::array<net::const_buffer, 3> buffers;
+    std::size_t count = 0;
     if (!started_) {
         started_ = true;
+        // The head is serialized here rather than written on its own: it leaves with the first event.
         http::response_serializer<http::empty_body> serializer{head_};
-        auto [ec, n] =
-            co_await http::async_write_header(stream_, serializer, net::as_tuple(net::use_awaitable));
+        serializer.split(true);
+        boost::system::error_code ec;
+        while (!ec && !serializer.is_header_done()) {
+            serializer.next(ec, [&](boost::system::error_code&, const auto& pieces) {
+                for (const auto piece : boost::beast::buffers_range_ref(pieces))
+                    head_bytes_.append(static_cast<const char*>(piece.data()), piece.size());
+                serializer.consume(boost::asio::buffer_size(pieces));
+            });
+        }
         if (ec) {
             broken_ = true;
-            throw boost::system::system_error(ec, "sse header write");
+            co_return ec;
         }
+        buffers[count++] = net::buffer(head_bytes_);
     }
-    auto chunk = http::make_chunk(net::buffer(payload));
-    std::size_t written = 0;
-    boost::system::error_code ec;
-    if (last) {
-        auto buffers = boost::beast::buffers_cat(chunk, http::make_chunk_last());
-        std::tie(ec, written) =
-            co_await net::async_write(stream_, buffers, net::as_tuple(net::use_awaitable));
-    } else {
-        std::tie(ec, written) = co_await net::async_write(stream_, chunk, net::as_tuple(net::use_awaitable));
-    }
+    if (!batch.empty()) buffers[count++] = net::buffer(batch.wire_bytes());
+    if (last) buffers[count++] = net::buffer(k_done_and_end);
+    auto [ec, written] =
+        co_await net::async_write(stream_, std::span<const net::const_buffer>(buffers.data(), count),
+                                  net::as_tuple(net::use_awaitable));
+    if (!head_bytes_.empty()) std::string{}.swap(head_bytes_);
     if (ec) {
         broken_ = true;
-        throw boost::system::system_error(ec, "sse write");
+        co_return ec;
     }
+    if (last) finished_ = true;
+    co_return boost::system::error_code{};
 }
 
 net::awaitable<void> sse_writer::fail(http_status status, std::string_view event_json, int retry_after_s) {

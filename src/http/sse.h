@@ -1,7 +1,7 @@
 #pragma once
-// Server-Sent Events over HTTP/1.1 chunked transfer encoding. Each event goes out in its own chunk
-// and the write completes before the caller produces the next one, so a slow reader slows the
-// producer instead of filling a buffer.
+// Server-Sent Events over HTTP/1.1 chunked transfer encoding. Each event goes out in its own chunk;
+// several events given together (an sse_batch) leave in one socket write. A write completes before
+// the caller produces the next one, so a slow reader slows the producer instead of filling a buffer.
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -16,6 +16,31 @@ namespace sluice {
 // "data: <json>\n\n": one whole JSON object per data line (the JSON must hold no raw newline,
 // which serialized JSON never does).
 std::string sse_event(std::string_view json);
+
+// Events framed for the wire, each as its own HTTP chunk (`<hex size>\r\n<event>\r\n`, what
+// sse_writer::event writes alone), to go out together in one write. Reused: clear() keeps the memory.
+class sse_batch {
+  public:
+    // Opens a `data:` event; append one JSON object (no raw newline) to the returned buffer, then
+    // call end_event().
+    std::string& begin_event();
+    void end_event();
+    void add_event(std::string_view json);
+    void add_comment(std::string_view text);
+
+    bool empty() const { return bytes_.empty(); }
+    void clear() { bytes_.clear(); }
+    std::string_view wire_bytes() const { return bytes_; }
+
+  private:
+    // Room left for the chunk-size line before an event whose size is not known yet.
+    static constexpr std::size_t k_size_room = 10;  // 8 hex digits + CRLF
+    void open_chunk();
+    void close_chunk();
+
+    std::string bytes_;
+    std::size_t chunk_start_ = 0;
+};
 // ": <text>\n\n", a comment line clients ignore; keeps proxies and readers from timing out.
 std::string sse_comment(std::string_view text);
 inline constexpr std::string_view k_sse_done = "data: [DONE]\n\n";
@@ -51,14 +76,17 @@ class sse_writer {
     boost::asio::awaitable<void> comment(std::string_view text);
     // data: [DONE] and the last chunk; the connection may then carry the next request.
     boost::asio::awaitable<void> finish();
+    // The events of `batch` in one socket write, with the response head when it is the first write;
+    // with `last`, data: [DONE] and the last chunk go along. A failure is returned, not thrown (the
+    // writer is broken() then).
+    boost::asio::awaitable<boost::system::error_code> send(const sse_batch& batch, bool last);
     // Only before started(): the whole response with `status`, one event + [DONE].
     boost::asio::awaitable<void> fail(http_status status, std::string_view event_json, int retry_after_s);
 
   private:
-    boost::asio::awaitable<void> write_chunk(std::string payload, bool last);
-
     boost::beast::tcp_stream& stream_;
     header head_;
+    std::string head_bytes_;  // the serialized head, sent with the first write
     bool started_ = false;
     bool finished_ = false;
     bool broken_ = false;

@@ -59,6 +59,15 @@ class chunk_queue {
         }
     }
 
+    // Consumer side: takes a chunk that is already waiting, without blocking; false when none is.
+    bool try_pop(stream_chunk& out) {
+        std::lock_guard lock(mutex_);
+        if (items_.empty()) return false;
+        out = std::move(items_.front());
+        items_.pop_front();
+        return true;
+    }
+
     // Consumer side: completes with (error_code, stream_chunk) on the handler's executor (falling
     // back to `executor`). Cancellation through the handler's slot completes it with
     // operation_aborted.

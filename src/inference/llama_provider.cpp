@@ -49,10 +49,12 @@ int llama_local_provider::count_tokens(const std::string& text) const {
 
 boost::asio::awaitable<void> llama_local_provider::stream(chat_request request, chunk_sink sink) {
     auto executor = co_await boost::asio::this_coro::executor;
+    chunk_batch batch;
     auto item = engine_->submit(std::move(request));
     if (!item) {
-        co_await sink(stream_chunk::error(
+        batch.push_back(stream_chunk::error(
             503, "local model is busy: every slot is taken and the queue is full", engine_->retry_after_s()));
+        co_await sink(batch);
         co_return;
     }
     cancel_on_exit guard(*engine_, item);
@@ -62,13 +64,21 @@ boost::asio::awaitable<void> llama_local_provider::stream(chat_request request, 
         if (ec == boost::asio::error::operation_aborted) throw boost::system::system_error(ec);
         if (ec) {
             guard.complete();
-            co_await sink(stream_chunk::error(503, "local model stopped"));
+            batch.push_back(stream_chunk::error(503, "local model stopped"));
+            co_await sink(batch);
             co_return;
         }
-        engine_->consumed(*item);
-        const bool last = chunk.type == stream_chunk::kind::finish || chunk.type == stream_chunk::kind::error;
+        // What else the engine already queued (a slow client lets chunks pile up) goes along.
+        bool last = false;
+        for (;;) {
+            engine_->consumed(*item);
+            last = chunk.type == stream_chunk::kind::finish || chunk.type == stream_chunk::kind::error;
+            batch.push_back(std::move(chunk));
+            if (last || !item->chunks.try_pop(chunk)) break;
+        }
         if (last) guard.complete();
-        co_await sink(std::move(chunk));
+        co_await sink(batch);
+        batch.clear();
         if (last) co_return;
     }
 }

@@ -57,22 +57,20 @@ json::object messages_body(const chat_request& request) {
 
 // One event of Messages streaming: message_start, content_block_*, message_delta, message_stop,
 // ping, error.
-boost::asio::awaitable<bool> take_anthropic_event(const sse_event& event, cloud_stream_state& state,
-                                                  const chunk_sink& sink) {
-    boost::system::error_code ec;
-    auto value = json::parse(event.data, ec);
-    auto* object = ec ? nullptr : value.if_object();
+bool take_anthropic_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+    const json::value* value = state.json.parse(event.data);
+    const json::object* object = value ? value->if_object() : nullptr;
     if (!object) {
-        co_await emit_chunk(sink, stream_chunk::error(502, "the upstream sent an event that is not JSON"));
-        co_return false;
+        out.push_back(stream_chunk::error(502, "the upstream sent an event that is not JSON"));
+        return false;
     }
-    std::string type = event.event;
+    std::string_view type = event.event;
     if (auto* field = object->if_contains("type"); field && field->is_string()) type = field->get_string();
 
     if (type == "error") {
         std::string message = upstream_error_message(event.data);
-        co_await emit_chunk(sink, stream_chunk::error(502, "upstream error: " + message));
-        co_return false;
+        out.push_back(stream_chunk::error(502, "upstream error: " + message));
+        return false;
     }
     if (type == "message_start") {
         auto* message = object->if_contains("message");
@@ -87,9 +85,7 @@ boost::asio::awaitable<bool> take_anthropic_event(const sse_event& event, cloud_
             auto* text = delta->get_object().if_contains("text");
             if (text && text->is_string() && !text->get_string().empty()) {
                 ++state.deltas;
-                auto delta = stream_chunk::delta(std::string(text->get_string()));
-                bool emitted = co_await emit_chunk(sink, std::move(delta));
-                if (!emitted) co_return false;
+                out.push_back(stream_chunk::delta(std::string(text->get_string())));
             }
         }
     } else if (type == "message_delta") {
@@ -106,7 +102,7 @@ boost::asio::awaitable<bool> take_anthropic_event(const sse_event& event, cloud_
     } else if (type == "message_stop") {
         state.ended = true;
     }
-    co_return true;  // ping, content_block_start/stop and future event types carry nothing for us
+    return true;  // ping, content_block_start/stop and future event types carry nothing for us
 }
 
 class anthropic_provider final : public cloud_provider {
@@ -115,9 +111,8 @@ class anthropic_provider final : public cloud_provider {
         : cloud_provider(std::move(cfg), "https://api.anthropic.com/v1") {}
 
   private:
-    boost::asio::awaitable<bool> take_event(const sse_event& event, cloud_stream_state& state,
-                                            const chunk_sink& sink) const override {
-        return take_anthropic_event(event, state, sink);
+    bool take_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) const override {
+        return take_anthropic_event(event, state, out);
     }
 
     upstream_request build_request(const chat_request& request) const override {

@@ -155,11 +155,41 @@ boost::asio::awaitable<bool> caller_cancelled() {
     co_return state.cancelled() != boost::asio::cancellation_type::none;
 }
 
-boost::asio::awaitable<bool> emit_chunk(const chunk_sink& sink, stream_chunk chunk) {
+boost::asio::awaitable<bool> emit_batch(const chunk_sink& sink, chunk_batch& batch) {
     bool cancelled = co_await caller_cancelled();
-    if (cancelled) co_return false;
-    co_await sink(std::move(chunk));
+    if (cancelled) {
+        batch.clear();
+        co_return false;
+    }
+    if (!batch.empty()) {
+        co_await sink(batch);
+        batch.clear();
+    }
     co_return true;
+}
+
+boost::asio::awaitable<bool> emit_chunk(const chunk_sink& sink, stream_chunk chunk) {
+    chunk_batch batch;
+    batch.push_back(std::move(chunk));
+    co_return co_await emit_batch(sink, batch);
+}
+
+event_json_parser::event_json_parser()
+    : parser_(boost::json::storage_ptr(), boost::json::parse_options(), parser_buffer_.data(),
+              parser_buffer_.size()) {}
+
+const boost::json::value* event_json_parser::parse(std::string_view text) {
+    // The old value (and whatever a failed parse left on the parser's stack) lives in the old
+    // resource: both let go of it before the buffer starts over.
+    value_.reset();
+    parser_.reset();
+    values_.emplace(values_buffer_.data(), values_buffer_.size());
+    parser_.reset(boost::json::storage_ptr(&*values_));
+    boost::system::error_code ec;
+    parser_.write(text.data(), text.size(), ec);
+    if (ec) return nullptr;
+    value_.emplace(parser_.release());
+    return &*value_;
 }
 
 // g++ 12 at -O2 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator here.
@@ -186,26 +216,41 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
 
     sse_parser parser;
     cloud_stream_state state;
+    chunk_batch batch;  // the chunks of one read, handed over together
     std::string piece;
+    bool stopped = false;  // on_event said so, after appending its error
+    const sse_parser::event_handler take = [&](const sse_event& event) {
+        if (!on_event(event, state, batch)) {
+            stopped = true;
+            return false;
+        }
+        return !state.ended;
+    };
     while (!state.ended && !response.done()) {
         auto error = co_await response.read_some(piece);
         if (error) {
             if (error.kind == upstream_failure::cancelled) co_return;
-            co_await emit_chunk(sink, upstream_failure_chunk(error, cfg, state.deltas > 0));
+            batch.push_back(upstream_failure_chunk(error, cfg, state.deltas > 0));
+            co_await emit_batch(sink, batch);
             co_return;
         }
-        for (auto& event : parser.feed(piece)) {
-            bool go_on = co_await on_event(event, state);
-            if (!go_on) co_return;
-            if (state.ended) break;
+        parser.feed(piece, take);
+        if (!stopped && parser.overflowed()) {
+            batch.push_back(stream_chunk::error(502, "the upstream sent an oversized event"));
+            stopped = true;
         }
-        if (parser.overflowed()) {
-            co_await emit_chunk(sink, stream_chunk::error(502, "the upstream sent an oversized event"));
+        if (stopped) {
+            co_await emit_batch(sink, batch);
             co_return;
         }
+        // The last piece's deltas go out with the usage and finish below, in one batch.
+        if (state.ended || response.done()) break;
+        bool emitted = co_await emit_batch(sink, batch);
+        if (!emitted) co_return;
     }
     if (!state.ended && state.finish_reason.empty()) {
-        co_await emit_chunk(sink, stream_chunk::error(502, "the upstream stream ended before it finished"));
+        batch.push_back(stream_chunk::error(502, "the upstream stream ended before it finished"));
+        co_await emit_batch(sink, batch);
         co_return;
     }
     if (!response.done()) {
@@ -221,14 +266,9 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
         for (const auto& message : chat.messages) state.prompt_tokens += estimate_tokens(message.content);
         state.completion_tokens = state.deltas;
     }
-    auto usage = stream_chunk::usage(state.prompt_tokens, state.completion_tokens);
-    bool emitted = co_await emit_chunk(sink, std::move(usage));
-    if (!emitted) co_return;
-    // g++ 12 miscompiles a class temporary made by ?: inside a co_await expression (the string ends
-    // up pointing into the dead coroutine frame), so the reason is a named local.
-    std::string reason = state.finish_reason.empty() ? "stop" : state.finish_reason;
-    auto finish = stream_chunk::finish(std::move(reason));
-    co_await emit_chunk(sink, std::move(finish));
+    batch.push_back(stream_chunk::usage(state.prompt_tokens, state.completion_tokens));
+    batch.push_back(stream_chunk::finish(state.finish_reason.empty() ? "stop" : state.finish_reason));
+    co_await emit_batch(sink, batch);
 }
 #pragma GCC diagnostic pop
 
@@ -253,11 +293,9 @@ boost::asio::awaitable<void> cloud_provider::stream(chat_request request, chunk_
         std::atomic<int>& count;
         ~active_guard() { --count; }
     } guard{active_};
-    // Named, not temporaries inside the co_await: g++ 12 mishandles those (see run_cloud_stream).
-    cloud_event_handler on_event = [this, &sink](const sse_event& event,
-                                                 cloud_stream_state& state) -> boost::asio::awaitable<bool> {
-        return take_event(event, state, sink);
-    };
+    // Named, not temporaries inside the co_await: g++ 12 mishandles those.
+    const cloud_event_handler on_event = [this](const sse_event& event, cloud_stream_state& state,
+                                                chunk_batch& out) { return take_event(event, state, out); };
     upstream_request upstream = build_request(request);
     co_await run_cloud_stream(*endpoint_.client, cfg_, std::move(upstream), request, sink, on_event);
 }

@@ -1,8 +1,13 @@
 #pragma once
 // What the cloud wire formats (openai, anthropic) share: the HTTP client set-up from a model's
 // config, the API key from the environment, and the mapping of upstream failures to client errors.
+#include <array>
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
+#include <boost/json/value.hpp>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -56,6 +61,26 @@ inline int estimate_tokens(std::string_view text) {
 
 boost::asio::awaitable<bool> caller_cancelled();
 
+// Parses the JSON of upstream events, one after the other, without a heap allocation per event: one
+// parser for the whole stream, and each value built in a fixed buffer that the next parse reuses (an
+// event too big for it spills to the heap). Same rules as boost::json::parse.
+class event_json_parser {
+  public:
+    event_json_parser();
+    event_json_parser(const event_json_parser&) = delete;
+    event_json_parser& operator=(const event_json_parser&) = delete;
+
+    // The value, valid until the next call; null when `text` is not one whole JSON value.
+    const boost::json::value* parse(std::string_view text);
+
+  private:
+    alignas(std::max_align_t) std::array<unsigned char, 4096> values_buffer_;
+    std::array<unsigned char, 1024> parser_buffer_;
+    std::optional<boost::json::monotonic_resource> values_;
+    boost::json::parser parser_;
+    std::optional<boost::json::value> value_;
+};
+
 // What one SSE stream has told us so far. Formats send finish and usage in different orders; the
 // provider contract wants usage, then finish, so both are held until the stream ends.
 struct cloud_stream_state {
@@ -65,22 +90,25 @@ struct cloud_stream_state {
     int completion_tokens = 0;
     int deltas = 0;
     bool ended = false;  // the format's end marker ([DONE], message_stop) was seen
+    event_json_parser json;
 };
 
-// Handles one SSE event of a wire format: updates `state`, emits deltas through `emit`. Returns
-// false to stop the stream (after emitting an error, or because the caller left).
-using cloud_event_handler =
-    std::function<boost::asio::awaitable<bool>(const sse_event&, cloud_stream_state&)>;
+// Handles one SSE event of a wire format: updates `state`, appends its chunks (deltas, or an error)
+// to `out`. Returns false to stop the stream (after appending an error).
+using cloud_event_handler = std::function<bool(const sse_event&, cloud_stream_state&, chunk_batch&)>;
 
 // The shared life of a cloud stream: open the request, map a failure or a non-200 status to an
-// error chunk, feed the SSE body to `on_event` piece by piece (each sink call is awaited before the
-// next read: backpressure), then emit usage (an estimate when the upstream gave none) and finish.
-// Emits nothing once the caller has cancelled.
+// error chunk, feed the SSE body to `on_event` piece by piece and hand the chunks of each piece to
+// the sink together (each sink call is awaited before the next read: backpressure), then emit usage
+// (an estimate when the upstream gave none) and finish. Emits nothing once the caller has cancelled.
 boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_config& cfg,
                                               upstream_request request, const chat_request& chat,
                                               const chunk_sink& sink, const cloud_event_handler& on_event);
 
-// Emits a chunk unless the caller has cancelled; false when it has.
+// Hands `batch` to the sink (when it holds anything) unless the caller has cancelled, then clears
+// it; false when the caller has cancelled.
+boost::asio::awaitable<bool> emit_batch(const chunk_sink& sink, chunk_batch& batch);
+// One chunk alone, the same way.
 boost::asio::awaitable<bool> emit_chunk(const chunk_sink& sink, stream_chunk chunk);
 
 // What every cloud provider shares: availability, the count of streams in flight and the stream
@@ -96,8 +124,7 @@ class cloud_provider : public provider {
 
   protected:
     virtual upstream_request build_request(const chat_request& request) const = 0;
-    virtual boost::asio::awaitable<bool> take_event(const sse_event& event, cloud_stream_state& state,
-                                                    const chunk_sink& sink) const = 0;
+    virtual bool take_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) const = 0;
 
     model_config cfg_;
     cloud_endpoint endpoint_;

@@ -24,23 +24,21 @@ int int_field(const json::object& object, const char* name) {
 }
 
 // One `data:` event of /chat/completions streaming: a chat.completion.chunk, an error, or [DONE].
-boost::asio::awaitable<bool> take_openai_event(const sse_event& event, cloud_stream_state& state,
-                                               const chunk_sink& sink) {
+bool take_openai_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
     if (event.is_done()) {
         state.ended = true;
-        co_return true;
+        return true;
     }
-    boost::system::error_code ec;
-    auto value = json::parse(event.data, ec);
-    auto* object = ec ? nullptr : value.if_object();
+    const json::value* value = state.json.parse(event.data);
+    const json::object* object = value ? value->if_object() : nullptr;
     if (!object) {
-        co_await emit_chunk(sink, stream_chunk::error(502, "the upstream sent an event that is not JSON"));
-        co_return false;
+        out.push_back(stream_chunk::error(502, "the upstream sent an event that is not JSON"));
+        return false;
     }
     if (auto* error = object->if_contains("error")) {
         std::string message = upstream_error_message(json::serialize(json::object{{"error", *error}}));
-        co_await emit_chunk(sink, stream_chunk::error(502, "upstream error: " + message));
-        co_return false;
+        out.push_back(stream_chunk::error(502, "upstream error: " + message));
+        return false;
     }
     if (auto* usage = object->if_contains("usage"); usage && usage->is_object()) {
         state.has_usage = true;
@@ -48,21 +46,19 @@ boost::asio::awaitable<bool> take_openai_event(const sse_event& event, cloud_str
         state.completion_tokens = int_field(usage->get_object(), "completion_tokens");
     }
     auto* choices = object->if_contains("choices");
-    if (!choices || !choices->is_array() || choices->get_array().empty()) co_return true;
+    if (!choices || !choices->is_array() || choices->get_array().empty()) return true;
     auto* choice = choices->get_array()[0].if_object();
-    if (!choice) co_return true;
+    if (!choice) return true;
     if (auto* delta = choice->if_contains("delta"); delta && delta->is_object()) {
         auto* content = delta->get_object().if_contains("content");
         if (content && content->is_string() && !content->get_string().empty()) {
             ++state.deltas;
-            auto delta = stream_chunk::delta(std::string(content->get_string()));
-            bool emitted = co_await emit_chunk(sink, std::move(delta));
-            if (!emitted) co_return false;
+            out.push_back(stream_chunk::delta(std::string(content->get_string())));
         }
     }
     if (auto* reason = choice->if_contains("finish_reason"); reason && reason->is_string())
         state.finish_reason = finish_reason_of(reason->get_string());
-    co_return true;
+    return true;
 }
 
 class openai_provider final : public cloud_provider {
@@ -71,9 +67,8 @@ class openai_provider final : public cloud_provider {
         : cloud_provider(std::move(cfg), "https://api.openai.com/v1") {}
 
   private:
-    boost::asio::awaitable<bool> take_event(const sse_event& event, cloud_stream_state& state,
-                                            const chunk_sink& sink) const override {
-        return take_openai_event(event, state, sink);
+    bool take_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) const override {
+        return take_openai_event(event, state, out);
     }
 
     upstream_request build_request(const chat_request& request) const override {

@@ -2,8 +2,10 @@
 // The provider interface: one per wire format (openai, anthropic, llama_local). A provider turns a
 // chat_request into a sequence of stream_chunk values handed to `sink`, in order:
 //   delta* usage? (finish | error)
-// The sink is awaited before the provider reads the next upstream chunk, so a slow client slows the
-// upstream read instead of filling a buffer (backpressure).
+// The chunks come in batches: whatever one upstream read (or one wake-up of the local engine) made
+// ready goes in one call, so a relay can write them with one socket write. The sink is awaited
+// before the provider reads the next upstream chunk, so a slow client slows the upstream read
+// instead of filling a buffer (backpressure); a batch is bounded by one read.
 //
 // Errors: an error chunk before any delta means "nothing reached the client": the orchestrator may
 // fall back to another model. An error after a delta ends the stream with an in-band error event.
@@ -15,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/chat.h"
 #include "core/chunk.h"
@@ -22,7 +25,9 @@
 
 namespace sluice {
 
-using chunk_sink = std::function<boost::asio::awaitable<void>(stream_chunk)>;
+// The sink may move the chunks out; the provider clears the batch after the call and reuses it.
+using chunk_batch = std::vector<stream_chunk>;
+using chunk_sink = std::function<boost::asio::awaitable<void>(chunk_batch&)>;
 
 struct provider_status {
     bool available = true;  // loaded / reachable as far as we know

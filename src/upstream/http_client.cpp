@@ -113,6 +113,9 @@ net::awaitable<open_result> http_client::open(upstream_request request) {
             auto parser = std::make_unique<upstream_response::parser_type>();
             parser->body_limit(boost::none);  // a stream is as long as the upstream makes it
             auto& link = *held.connection;
+            // Beast reads as much as the buffer has room for (512 bytes when it is new): with room for a
+            // whole piece, the events of one upstream write arrive in one read and leave as one batch.
+            link.buffer.reserve(k_piece_bytes);
             link.tcp().expires_at(phase_deadline(options_.first_byte_timeout, whole_deadline, total));
             error_code ec;
             if (link.tls) {
@@ -216,7 +219,10 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
     if (done_) co_return upstream_error{};
     if (!connection_)
         co_return upstream_error{upstream_failure::closed, "the upstream connection was closed"};
-    std::array<char, k_piece_bytes> piece;
+    // A buffer of the response's own, not an array in this coroutine's frame: a frame that large is
+    // a fresh heap block on every read, where a small one is recycled.
+    if (piece_.empty()) piece_.resize(k_piece_bytes);
+    std::string& piece = piece_;
     upstream_error failure;
     try {
         for (;;) {

@@ -79,6 +79,7 @@ class upstream_response {
     std::unique_ptr<parser_type> parser_;
     http_client_options options_;
     steady_time deadline_;
+    std::string piece_;  // read_some's buffer
     bool done_ = false;
     bool slot_held_ = true;
 };

@@ -2,6 +2,7 @@
 // An incremental Server-Sent Events parser (the WHATWG event-stream rules): bytes arrive in pieces
 // split anywhere, even inside a CRLF, and whole events come out. Upstream clouds speak this format.
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,15 +25,21 @@ class sse_parser {
     explicit sse_parser(std::size_t max_event_bytes = k_default_max_event_bytes)
         : max_event_bytes_(max_event_bytes) {}
 
-    // Feeds the next piece of the byte stream; returns the events it completed, in order.
+    // Called for each completed event, in order; the event is valid during the call only (its
+    // storage is reused for the next). Returning false stops the parsing of the current piece.
+    using event_handler = std::function<bool(const sse_event&)>;
+
+    // Feeds the next piece of the byte stream; false when `on_event` stopped it.
+    bool feed(std::string_view bytes, const event_handler& on_event);
+    // The same, returning the events it completed, in order.
     std::vector<sse_event> feed(std::string_view bytes);
 
     // True once an event outgrew max_event_bytes; feed() then returns nothing more.
     bool overflowed() const { return overflowed_; }
 
   private:
-    void take_line(std::string_view line, std::vector<sse_event>& out);
-    void dispatch(std::vector<sse_event>& out);
+    bool take_line(std::string_view line, const event_handler& on_event);
+    bool dispatch(const event_handler& on_event);
 
     std::size_t max_event_bytes_;
     std::string line_;        // the unfinished line carried over from the previous feed
@@ -40,8 +47,7 @@ class sse_parser {
     bool first_line_ = true;  // a UTF-8 BOM may open the stream
     bool overflowed_ = false;
     bool has_data_ = false;  // a data field was seen in the current event
-    std::string data_;
-    std::string event_type_;
+    sse_event event_;        // the event being read; its strings keep their capacity
     std::string last_id_;
 };
 

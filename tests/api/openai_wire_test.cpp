@@ -122,6 +122,54 @@ TEST(OpenaiWire, ChunksHaveOpenaisShape) {
     EXPECT_EQ(usage.at("usage").at("total_tokens"), 7);
 }
 
+// The chunks as json::serialize wrote them before they were built by hand: the bytes must not move.
+std::string reference_chunk(const openai_stream_ids& ids, std::string_view model, json::object delta,
+                            const json::value& finish_reason, bool include_usage) {
+    json::object chunk{{"id", ids.id},
+                       {"object", "chat.completion.chunk"},
+                       {"created", ids.created},
+                       {"model", model},
+                       {"system_fingerprint", nullptr}};
+    if (include_usage) chunk["usage"] = nullptr;
+    chunk["choices"] = json::array{json::object{
+        {"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}};
+    return json::serialize(chunk);
+}
+
+TEST(OpenaiWire, HandBuiltChunksAreByteIdenticalToSerializedObjects) {
+    const std::vector<std::string> texts{"",
+                                         "Hel",
+                                         "a \"quote\" and \\ back",
+                                         "line\nbreak\ttab",
+                                         std::string("nul\0byte", 8),
+                                         "\x01\x1f\x7f",
+                                         "h\xC3\xA9 \xF0\x9F\x98\x80",
+                                         "</script>",
+                                         std::string(300, 'x')};
+    const std::vector<openai_stream_ids> all_ids{{.id = "chatcmpl-abc", .created = 1700000000},
+                                                 {.id = "chatcmpl-\"odd\"", .created = -5}};
+    for (const auto& ids : all_ids) {
+        for (bool usage : {false, true}) {
+            for (const auto& model : texts) {
+                EXPECT_EQ(openai_role_chunk(ids, model, usage),
+                          reference_chunk(
+                              ids, model,
+                              json::object{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}},
+                              nullptr, usage));
+                EXPECT_EQ(openai_finish_chunk(ids, model, "length", usage),
+                          reference_chunk(ids, model, json::object{}, json::string("length"), usage));
+                for (const auto& text : texts) {
+                    EXPECT_EQ(openai_content_chunk(ids, model, text, usage),
+                              reference_chunk(ids, model, json::object{{"content", text}}, nullptr, usage));
+                }
+            }
+        }
+    }
+    std::string appended = "data: ";
+    append_openai_content_chunk(appended, all_ids[0], "gpt", "Hi", false);
+    EXPECT_EQ(appended, "data: " + openai_content_chunk(all_ids[0], "gpt", "Hi", false));
+}
+
 TEST(OpenaiWire, CompletionAndModelList) {
     auto completion =
         json::parse(openai_completion_json({.id = "chatcmpl-2", .created = 5}, "gpt", "Hello", "stop", 1, 2))

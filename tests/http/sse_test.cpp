@@ -7,6 +7,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -136,6 +137,49 @@ TEST(sse_writer, a_write_to_a_closed_peer_marks_it_broken) {
     done.get();
     EXPECT_TRUE(threw);
     EXPECT_TRUE(broken);
+}
+
+TEST(sse_batch, frames_each_event_as_its_own_chunk) {
+    sse_batch batch;
+    EXPECT_TRUE(batch.empty());
+    batch.add_event(R"({"content":"a"})");
+    batch.add_comment("ping");
+    batch.begin_event().append(std::string(300, 'x'));
+    batch.end_event();
+    const std::string big = "data: " + std::string(300, 'x') + "\n\n";
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx", big.size());
+    EXPECT_EQ(batch.wire_bytes(), "17\r\ndata: {\"content\":\"a\"}\n\n\r\n8\r\n: ping\n\n\r\n" +
+                                      std::string(size) + "\r\n" + big + "\r\n");
+    batch.clear();
+    EXPECT_TRUE(batch.empty());
+    batch.add_event("");
+    EXPECT_EQ(batch.wire_bytes(), "8\r\ndata: \n\n\r\n");
+}
+
+TEST(sse_writer, a_batch_goes_out_as_the_same_chunks_as_single_events) {
+    auto got = capture([](boost::beast::tcp_stream& stream) -> net::awaitable<void> {
+        sse_writer writer{stream, sse_writer::header{http_status::ok, 11}};
+        sse_batch batch;
+        batch.add_event(R"({"content":"Hel"})");
+        batch.add_event(R"({"content":"lo"})");
+        auto ec = co_await writer.send(batch, false);
+        EXPECT_FALSE(ec);
+        EXPECT_TRUE(writer.started());
+        batch.clear();
+        batch.add_event(R"({"done":true})");
+        ec = co_await writer.send(batch, true);
+        EXPECT_FALSE(ec);
+        EXPECT_TRUE(writer.finished());
+        ec = co_await writer.send(batch, false);
+        EXPECT_EQ(ec, net::error::not_connected);
+    });
+    EXPECT_EQ(got.response.result_int(), 200);
+    EXPECT_EQ(got.response[http::field::content_type], "text/event-stream");
+    EXPECT_TRUE(got.response.chunked());
+    std::vector<std::string> expected{"data: {\"content\":\"Hel\"}\n\n", "data: {\"content\":\"lo\"}\n\n",
+                                      "data: {\"done\":true}\n\n", "data: [DONE]\n\n"};
+    EXPECT_EQ(got.chunks, expected);
 }
 
 }  // namespace

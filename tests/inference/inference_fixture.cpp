@@ -64,8 +64,8 @@ const stream_chunk* collected::find(stream_chunk::kind type) const {
 }
 
 chunk_sink collect_into(collected& out) {
-    return [&out](stream_chunk chunk) -> boost::asio::awaitable<void> {
-        out.chunks.push_back(std::move(chunk));
+    return [&out](chunk_batch& batch) -> boost::asio::awaitable<void> {
+        for (auto& chunk : batch) out.chunks.push_back(std::move(chunk));
         co_return;
     };
 }

@@ -120,15 +120,17 @@ TEST(llama_provider, cancelling_a_stream_gives_its_slot_to_the_queued_request) {
     int queued_at_cancel = -1;
     int deltas_seen = 0;
 
-    chunk_sink first_sink = [&](stream_chunk chunk) -> boost::asio::awaitable<void> {
-        first.chunks.push_back(chunk);
-        if (chunk.type == kind::delta && ++deltas_seen == 3) {
-            spawn_stream(io, *provider, user_request("second", 5), second);
-            // Runs after the second stream has queued its request (handlers run in order).
-            boost::asio::post(io, [&] {
-                queued_at_cancel = provider->status().queue_depth;
-                cancel_first.emit(boost::asio::cancellation_type::terminal);
-            });
+    chunk_sink first_sink = [&](chunk_batch& batch) -> boost::asio::awaitable<void> {
+        for (const auto& chunk : batch) {
+            first.chunks.push_back(chunk);
+            if (chunk.type == kind::delta && ++deltas_seen == 3) {
+                spawn_stream(io, *provider, user_request("second", 5), second);
+                // Runs after the second stream has queued its request (handlers run in order).
+                boost::asio::post(io, [&] {
+                    queued_at_cancel = provider->status().queue_depth;
+                    cancel_first.emit(boost::asio::cancellation_type::terminal);
+                });
+            }
         }
         co_return;
     };
@@ -167,9 +169,10 @@ TEST(llama_provider, a_stalled_client_pauses_only_its_own_sequence) {
     collected slow;
     collected fast;
     bool fast_done_before_slow_resumed = false;
-    chunk_sink slow_sink = [&](stream_chunk chunk) -> boost::asio::awaitable<void> {
-        slow.chunks.push_back(chunk);
-        if (slow.chunks.size() == 1) {
+    chunk_sink slow_sink = [&](chunk_batch& batch) -> boost::asio::awaitable<void> {
+        const bool first_call = slow.chunks.empty();
+        for (const auto& chunk : batch) slow.chunks.push_back(chunk);
+        if (first_call) {
             co_await release.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
             fast_done_before_slow_resumed = fast.done;
         }

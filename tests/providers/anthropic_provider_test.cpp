@@ -47,8 +47,8 @@ class anthropic_provider_test : public ::testing::Test {
     std::vector<stream_chunk> collect(chat_request request = hello()) {
         auto provider = make_anthropic_provider(cfg_);
         std::vector<stream_chunk> chunks;
-        run(io_, provider->stream(std::move(request), [&](stream_chunk chunk) -> net::awaitable<void> {
-            chunks.push_back(std::move(chunk));
+        run(io_, provider->stream(std::move(request), [&](chunk_batch& batch) -> net::awaitable<void> {
+            for (auto& chunk : batch) chunks.push_back(std::move(chunk));
             co_return;
         }));
         EXPECT_EQ(provider->status().active, 0);

@@ -54,8 +54,8 @@ class openai_provider_test : public ::testing::Test {
     std::vector<stream_chunk> collect(chat_request request = hello()) {
         auto provider = make_openai_provider(cfg_);
         std::vector<stream_chunk> chunks;
-        run(io_, provider->stream(std::move(request), [&](stream_chunk chunk) -> net::awaitable<void> {
-            chunks.push_back(std::move(chunk));
+        run(io_, provider->stream(std::move(request), [&](chunk_batch& batch) -> net::awaitable<void> {
+            for (auto& chunk : batch) chunks.push_back(std::move(chunk));
             co_return;
         }));
         EXPECT_EQ(provider->status().active, 0);
@@ -89,6 +89,14 @@ TEST_F(openai_provider_test, streams_deltas_in_order_then_usage_then_finish) {
     EXPECT_EQ(chunks[3].completion_tokens, 3);
     EXPECT_EQ(chunks[4].type, stream_chunk::kind::finish);
     EXPECT_EQ(chunks[4].finish_reason, "stop");
+}
+
+TEST_F(openai_provider_test, a_delta_larger_than_the_parse_buffer_arrives_whole) {
+    const std::string big(20000, 'x');
+    upstream_->script({{"chunks", json::array{"a", json::string(big), "b\u00e9\"\\"}}});
+    auto chunks = collect();
+    EXPECT_EQ(text_of(chunks), "a" + big + "b\xC3\xA9\"\\");
+    EXPECT_EQ(last(chunks).type, stream_chunk::kind::finish);
 }
 
 TEST_F(openai_provider_test, sends_the_openai_request_with_the_key_from_the_environment) {
@@ -244,8 +252,8 @@ TEST_F(openai_provider_test, cancellation_closes_the_upstream_connection_and_sto
     std::vector<stream_chunk> chunks;
     net::steady_timer client_gone(io_, net::steady_timer::time_point::max());
     run(io_, [&]() -> net::awaitable<void> {
-        auto streaming = provider->stream(hello(), [&](stream_chunk chunk) -> net::awaitable<void> {
-            chunks.push_back(std::move(chunk));
+        auto streaming = provider->stream(hello(), [&](chunk_batch& batch) -> net::awaitable<void> {
+            for (auto& chunk : batch) chunks.push_back(std::move(chunk));
             client_gone.cancel();  // the client leaves after the first delta
             co_return;
         });
@@ -272,8 +280,9 @@ TEST_F(openai_provider_test, a_caller_that_stops_at_the_finish_chunk_leaves_the_
         net::steady_timer finished(io_, net::steady_timer::time_point::max());
         bool got_finish = false;
         run(io_, [&]() -> net::awaitable<void> {
-            auto streaming = provider->stream(hello(), [&](stream_chunk chunk) -> net::awaitable<void> {
-                if (chunk.type == stream_chunk::kind::finish) {
+            auto streaming = provider->stream(hello(), [&](chunk_batch& batch) -> net::awaitable<void> {
+                for (const auto& chunk : batch) {
+                    if (chunk.type != stream_chunk::kind::finish) continue;
                     got_finish = true;
                     finished.cancel();  // the caller ends the race here, cancelling the provider
                 }

@@ -182,5 +182,25 @@ TEST(sse_parser, an_oversized_event_stops_the_parser) {
     EXPECT_TRUE(parser.feed("\n\ndata: y\n\n").empty());
 }
 
+TEST(sse_parser, the_handler_sees_each_event_as_it_completes) {
+    sse_parser parser;
+    std::vector<sse_event> seen;
+    const sse_parser::event_handler collect = [&seen](const sse_event& event) {
+        seen.push_back(event);
+        return true;
+    };
+    EXPECT_TRUE(parser.feed(k_anthropic_stream.substr(0, 200), collect));
+    EXPECT_TRUE(parser.feed(k_anthropic_stream.substr(200), collect));
+    expect_same(parse_whole(k_anthropic_stream), seen, "handler");
+}
+
+TEST(sse_parser, a_handler_that_returns_false_stops_the_piece) {
+    sse_parser parser;
+    int calls = 0;
+    const sse_parser::event_handler stop_at_second = [&calls](const sse_event&) { return ++calls < 2; };
+    EXPECT_FALSE(parser.feed(k_openai_stream, stop_at_second));
+    EXPECT_EQ(calls, 2);
+}
+
 }  // namespace
 }  // namespace sluice
