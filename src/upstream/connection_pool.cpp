@@ -248,7 +248,9 @@ void connection_pool::release(std::unique_ptr<upstream_connection> connection) {
         if (connection) {
             connection->tcp().expires_never();
             connection->idle_since = std::chrono::steady_clock::now();
-            if (idle_total_ < options_.max_connections) {
+            // After a burst, keep a working set open rather than every connection of the peak: the
+            // upstream pays a descriptor for each one we hold.
+            if (idle_total_ < std::min(options_.max_connections, options_.max_idle_connections)) {
                 idle_[context_of(connection->tcp().get_executor())].push_back(std::move(connection));
                 ++idle_total_;
             } else {

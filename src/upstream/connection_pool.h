@@ -55,7 +55,10 @@ struct connection_result {
 struct pool_options {
     int max_connections = 64;
     std::chrono::milliseconds max_idle{30000};  // an idle connection older than this is not reused
-    std::string extra_ca_pem;                   // trusted besides the system store
+    // Idle connections kept at most; the rest close as they come back, so that after a burst the
+    // upstream is not left holding a descriptor for every connection of the peak.
+    int max_idle_connections = 1024;
+    std::string extra_ca_pem;  // trusted besides the system store
 };
 
 class connection_pool : public std::enable_shared_from_this<connection_pool> {

@@ -81,10 +81,11 @@ struct lease {
 
 http_client::http_client(url origin, http_client_options options)
     : options_(std::move(options)),
-      pool_(std::make_shared<connection_pool>(std::move(origin),
-                                              pool_options{.max_connections = options_.max_connections,
-                                                           .max_idle = options_.pool_max_idle,
-                                                           .extra_ca_pem = options_.extra_ca_pem})) {}
+      pool_(std::make_shared<connection_pool>(
+          std::move(origin), pool_options{.max_connections = options_.max_connections,
+                                          .max_idle = options_.pool_max_idle,
+                                          .max_idle_connections = options_.pool_max_idle_connections,
+                                          .extra_ca_pem = options_.extra_ca_pem})) {}
 
 net::awaitable<open_result> http_client::open(upstream_request request) {
     const auto whole_deadline = now() + options_.request_timeout;
@@ -220,9 +221,10 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
     if (!connection_)
         co_return upstream_error{upstream_failure::closed, "the upstream connection was closed"};
     // A buffer of the response's own, not an array in this coroutine's frame: a frame that large is
-    // a fresh heap block on every read, where a small one is recycled.
-    if (piece_.empty()) piece_.resize(k_piece_bytes);
-    std::string& piece = piece_;
+    // a fresh heap block on every read, where a small one is recycled. Left uninitialised, so that a
+    // slow stream whose reads are a few hundred bytes keeps one page of it resident, not 16 KiB.
+    if (!piece_) piece_ = std::make_unique_for_overwrite<char[]>(k_piece_bytes);
+    char* const piece = piece_.get();
     upstream_error failure;
     try {
         for (;;) {
@@ -232,12 +234,12 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
             // condition (dangling temporaries, a trapping frame under UBSan).
             std::pair<error_code, std::size_t> outcome;
             if (connection_->tls) {
-                outcome = co_await read_piece(*connection_->tls, piece.data(), piece.size());
+                outcome = co_await read_piece(*connection_->tls, piece, k_piece_bytes);
             } else {
-                outcome = co_await read_piece(*connection_->plain, piece.data(), piece.size());
+                outcome = co_await read_piece(*connection_->plain, piece, k_piece_bytes);
             }
             auto [ec, got] = outcome;
-            out.append(piece.data(), got);
+            out.append(piece, got);
             bool cancelled_now = co_await is_cancelled();
             if (cancelled_now) {
                 abort();

@@ -28,7 +28,8 @@ struct http_client_options {
     std::chrono::milliseconds request_timeout{300000};    // the whole exchange
     int max_connections = 64;
     std::chrono::milliseconds pool_max_idle{30000};
-    std::string extra_ca_pem;  // PEM certificates trusted besides the system store
+    int pool_max_idle_connections = 1024;  // more idle than this close as they come back
+    std::string extra_ca_pem;              // PEM certificates trusted besides the system store
 };
 
 struct upstream_request {
@@ -79,7 +80,7 @@ class upstream_response {
     std::unique_ptr<parser_type> parser_;
     http_client_options options_;
     steady_time deadline_;
-    std::string piece_;  // read_some's buffer
+    std::unique_ptr<char[]> piece_;  // read_some's buffer (k_piece_bytes)
     bool done_ = false;
     bool slot_held_ = true;
 };

@@ -314,6 +314,25 @@ TEST(http_client, max_connections_makes_requests_wait_for_a_free_connection) {
     EXPECT_EQ(server.accepted(), 1);
 }
 
+// After a burst the pool keeps at most pool_max_idle_connections open; the limit is inclusive.
+TEST(http_client, idle_connections_beyond_the_cap_close_as_they_come_back) {
+    for (const int cap : {2, 3}) {
+        net::io_context io;
+        test_server server(io, chunked_responder);
+        auto options = quick_options();
+        options.max_connections = 8;
+        options.pool_max_idle_connections = cap;
+        http_client client(server.origin(), options);
+        auto results = run(io, [&]() -> net::awaitable<std::tuple<read_result, read_result, read_result>> {
+            co_return co_await (fetch(client) && fetch(client) && fetch(client));
+        }());
+        EXPECT_FALSE(std::get<2>(results).open_error) << std::get<2>(results).open_error.detail;
+        EXPECT_EQ(server.accepted(), 3);
+        EXPECT_EQ(client.idle_connections(), std::min(cap, 3)) << "cap " << cap;
+        EXPECT_EQ(client.busy_connections(), 0);
+    }
+}
+
 TEST(http_client, a_full_pool_fails_after_the_connect_deadline) {
     net::io_context io;
     stalling_server upstream{io, k_chunked_head};
