@@ -1,5 +1,6 @@
 #include "http/exchange.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -88,9 +89,21 @@ net::awaitable<void> exchange::wait_for_disconnect() {
             co_await forever.async_wait(net::as_tuple(net::use_awaitable));
             co_return;
         }
-        auto [ec, n] =
-            co_await stream_.async_read_some(buffer_.prepare(4096), net::as_tuple(net::use_awaitable));
-        if (ec == net::error::operation_aborted) co_return;
+        // Wait for the socket to turn readable before taking a buffer: a stream may wait minutes
+        // for its next token, and thousands of them should not each hold a read area meanwhile.
+        auto [wait_ec] = co_await stream_.socket().async_wait(net::socket_base::wait_read,
+                                                              net::as_tuple(net::use_awaitable));
+        if (wait_ec == net::error::operation_aborted) co_return;
+        if (wait_ec) {
+            peer_gone_ = true;
+            co_return;
+        }
+        boost::system::error_code ec;
+        const std::size_t ready = stream_.socket().available(ec);
+        // Readable with nothing to read is the peer's FIN (or an error): the read says which, at
+        // once, since the socket is readable.
+        const std::size_t n =
+            stream_.socket().read_some(buffer_.prepare(std::max<std::size_t>(ready, 1)), ec);
         if (ec) {
             peer_gone_ = true;
             co_return;
