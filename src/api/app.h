@@ -22,7 +22,7 @@ struct app_context {
     std::vector<provider_ptr> providers;  // providers[i] serves cfg.models[i]
     orchestrator* routing = nullptr;      // who answers each request (set by serve)
     session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
-    usage_ledger* usage = nullptr;        // batched usage writes (set by serve; null: write each)
+    usage_ledger* usage = nullptr;        // batched usage writes (set by serve)
 };
 
 }  // namespace sluice

@@ -101,13 +101,10 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
                       .errors = out.error ? 1 : 0};
     // Usage first: the model was used even when the append is refused (session_conflict). The
     // ledger batches it off the request path; only the session append is waited for.
-    if (app.usage) {
-        app.usage->add(usage);
-        if (messages.empty()) co_return;
-    }
-    co_await run_blocking(app.store_pool, [&app, &turn, &messages, &usage] {
-        if (!app.usage) app.db.record_usage(usage);
-        if (!messages.empty()) app.db.append_messages(turn.session_id, turn.key_id, messages);
+    app.usage->add(usage);
+    if (messages.empty()) co_return;
+    co_await run_blocking(app.store_pool, [&app, &turn, &messages] {
+        app.db.append_messages(turn.session_id, turn.key_id, messages);
     });
 }
 

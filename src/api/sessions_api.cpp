@@ -46,6 +46,13 @@ net::awaitable<void> respond_error(exchange& ex, int code, std::string message) 
     co_await ex.respond(std::move(res));
 }
 
+net::awaitable<void> respond_access_error(exchange& ex, session_access access) {
+    const bool down = access == session_access::store_down;
+    // Named first: g++ 12 mishandles class temporaries made inside a co_await expression.
+    std::string message = down ? "the session store is unavailable" : "session not found";
+    co_await respond_error(ex, down ? 503 : 404, std::move(message));
+}
+
 net::awaitable<void> get_session(app_context& app, exchange& ex) {
     const std::string session_id{ex.param("id")};
     if (!is_valid_session_id(session_id)) {
@@ -54,9 +61,7 @@ net::awaitable<void> get_session(app_context& app, exchange& ex) {
     }
     const auto access = co_await check_owner(app, ex, session_id);
     if (access != session_access::found) {
-        const bool down = access == session_access::store_down;
-        co_await respond_error(ex, down ? 503 : 404,
-                               down ? "the session store is unavailable" : "session not found");
+        co_await respond_access_error(ex, access);
         co_return;
     }
     std::vector<stored_message> messages;
@@ -93,9 +98,7 @@ net::awaitable<void> delete_session(app_context& app, exchange& ex) {
     }
     const auto access = co_await check_owner(app, ex, session_id);
     if (access != session_access::found) {
-        const bool down = access == session_access::store_down;
-        co_await respond_error(ex, down ? 503 : 404,
-                               down ? "the session store is unavailable" : "session not found");
+        co_await respond_access_error(ex, access);
         co_return;
     }
     bool store_failed = false;

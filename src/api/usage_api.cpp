@@ -62,7 +62,7 @@ net::awaitable<void> usage(app_context& app, exchange& ex) {
     try {
         auto found = co_await run_blocking(app.store_pool, [&app, &key_id] {
             // Every finished request counts: what the ledger still holds is written first.
-            if (app.usage) app.usage->flush();
+            app.usage->flush();
             return app.db.usage(std::optional<std::string>{key_id});
         });
         rows = std::move(found);

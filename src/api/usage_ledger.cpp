@@ -37,9 +37,8 @@ struct usage_ledger::state : std::enable_shared_from_this<usage_ledger::state> {
     const std::chrono::milliseconds interval;
     mutable std::mutex mutex;
     std::map<row_key, usage_delta> pending;
-    std::shared_ptr<net::steady_timer> timer;  // armed while a write is scheduled
-    bool scheduled = false;
-    bool failing = false;  // the last write failed: said once, not once per interval
+    std::shared_ptr<net::steady_timer> timer;  // set while a write is scheduled
+    bool failing = false;                      // the last write failed: said once, not once per interval
 
     void add(const usage_delta& delta) {
         std::lock_guard lock{mutex};
@@ -53,13 +52,11 @@ struct usage_ledger::state : std::enable_shared_from_this<usage_ledger::state> {
     }
 
     void schedule_locked() {
-        if (scheduled) return;
-        scheduled = true;
+        if (timer) return;
         timer = std::make_shared<net::steady_timer>(strand, interval);
         timer->async_wait([self = shared_from_this(), armed = timer](boost::system::error_code ec) {
             {
                 std::lock_guard lock{self->mutex};
-                self->scheduled = false;
                 if (self->timer == armed) self->timer.reset();
             }
             if (ec == net::error::operation_aborted) return;  // the ledger went; it flushed itself

@@ -98,30 +98,18 @@ class Upstream:
         self._err.close()
 
 
-class Sluice:
-    """A running `sluice serve` with its own config, data directory and log."""
+class ServeProcess:
+    """A running `sluice serve --config <config_path>`: its port, its logs, and how to stop it."""
 
-    def __init__(self, workdir, upstream, server=None, extra_toml=""):
+    def __init__(self, workdir, config_path, env, name="sluice"):
         self.workdir = workdir
-        self.config_path = os.path.join(workdir, "sluice.toml")
-        server = {"listen": "127.0.0.1:0", "heartbeat_interval_s": 15, "io_threads": 2, **(server or {})}
-        lines = ["[server]"]
-        for key, value in server.items():
-            lines.append(f"{key} = {json.dumps(value)}")
-        lines += ["", "[store]", f'url = "sqlite://{workdir}/data/sluice.db"', ""]
-        if upstream is not None:
-            lines += ["[[models]]", 'name = "cloud"', 'role = "cloud_large"', 'provider = "openai"',
-                      f'base_url = "{upstream.base_url}/v1"', 'model = "scripted"',
-                      f'api_key_env = "{UPSTREAM_KEY_ENV}"', ""]
-        lines.append(extra_toml)
-        with open(self.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.env = dict(os.environ, **{UPSTREAM_KEY_ENV: UPSTREAM_KEY})
-        self.stdout_path = os.path.join(workdir, "sluice.out")
-        self.stderr_path = os.path.join(workdir, "sluice.err")
+        self.config_path = config_path
+        self.env = env
+        self.stdout_path = os.path.join(workdir, f"{name}.out")
+        self.stderr_path = os.path.join(workdir, f"{name}.err")
         self._out = open(self.stdout_path, "w")
         self._err = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen([_binary(), "serve", "--config", self.config_path], cwd=workdir, env=self.env,
+        self.proc = subprocess.Popen([_binary(), "serve", "--config", config_path], cwd=workdir, env=env,
                                      stdout=self._out, stderr=self._err)
 
         def listening():
@@ -132,16 +120,60 @@ class Sluice:
         self.port = _wait_for(listening, START_TIMEOUT_S, "sluice to listen", self.proc, self.stderr_path)
         self.base_url = f"http://127.0.0.1:{self.port}"
 
-        def created_key():
-            with open(self.stdout_path) as f:
-                m = re.search(r"^sluice: created API key (sk-[A-Za-z0-9_-]+)$", f.read(), re.M)
-                return m.group(1) if m else None
-
-        self.key = _wait_for(created_key, 5, "the created API key", self.proc, self.stderr_path)
+    def created_key(self):
+        """The key this start printed because the store held none, or None."""
+        with open(self.stdout_path) as f:
+            m = re.search(r"^sluice: created API key (sk-[A-Za-z0-9_-]+)$", f.read(), re.M)
+        return m.group(1) if m else None
 
     def log_text(self):
         with open(self.stderr_path, errors="replace") as f:
             return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._close_logs()
+
+    def stop(self, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._close_logs()
+        return self.proc.returncode
+
+    def _close_logs(self):
+        if not self._out.closed:
+            self._out.close()
+            self._err.close()
+
+
+class Sluice(ServeProcess):
+    """A running `sluice serve` with its own config, data directory and log."""
+
+    def __init__(self, workdir, upstream, server=None, extra_toml=""):
+        config_path = os.path.join(workdir, "sluice.toml")
+        server = {"listen": "127.0.0.1:0", "heartbeat_interval_s": 15, "io_threads": 2, **(server or {})}
+        lines = ["[server]"]
+        for key, value in server.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines += ["", "[store]", f'url = "sqlite://{workdir}/data/sluice.db"', ""]
+        if upstream is not None:
+            lines += ["[[models]]", 'name = "cloud"', 'role = "cloud_large"', 'provider = "openai"',
+                      f'base_url = "{upstream.base_url}/v1"', 'model = "scripted"',
+                      f'api_key_env = "{UPSTREAM_KEY_ENV}"', ""]
+        lines.append(extra_toml)
+        with open(config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        super().__init__(workdir, config_path, dict(os.environ, **{UPSTREAM_KEY_ENV: UPSTREAM_KEY}))
+        self.key = _wait_for(self.created_key, 5, "the created API key", self.proc, self.stderr_path)
 
     def create_key(self, name="t"):
         out = subprocess.run([_binary(), "keys", "create", "--name", name, "--config", self.config_path],
@@ -153,21 +185,6 @@ class Sluice:
 
     def headers(self, key=None):
         return {"Authorization": f"Bearer {key or self.key}"}
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
-        self._err.close()
-        return self.proc.returncode
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -16,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import START_TIMEOUT_S, UPSTREAM_KEY, UPSTREAM_KEY_ENV, _binary, _wait_for
+from conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV, ServeProcess, _binary
 
 
 def free_port():
@@ -126,55 +125,12 @@ def sluice_env():
     return dict(os.environ, **{UPSTREAM_KEY_ENV: UPSTREAM_KEY})
 
 
-class Serve:
+class Serve(ServeProcess):
     """`sluice serve --config <config>`; any first key it creates is in .first_key."""
 
     def __init__(self, workdir, config_path):
-        self.workdir = workdir
-        self.config_path = config_path
-        self.stdout_path = os.path.join(workdir, f"serve{id(self)}.out")
-        self.stderr_path = os.path.join(workdir, f"serve{id(self)}.err")
-        self._out = open(self.stdout_path, "w")
-        self._err = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen([_binary(), "serve", "--config", config_path], cwd=workdir, env=sluice_env(),
-                                     stdout=self._out, stderr=self._err)
-
-        def listening():
-            with open(self.stderr_path, errors="replace") as f:
-                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
-                return int(m.group(1)) if m else None
-
-        self.port = _wait_for(listening, START_TIMEOUT_S, "sluice to listen", self.proc, self.stderr_path)
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        with open(self.stdout_path) as f:
-            m = re.search(r"^sluice: created API key (sk-[A-Za-z0-9_-]+)$", f.read(), re.M)
-        self.first_key = m.group(1) if m else None
-
-    def log_text(self):
-        with open(self.stderr_path, errors="replace") as f:
-            return f.read()
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self._out.close()
-        self._err.close()
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self._out.closed:
-            self._out.close()
-            self._err.close()
-        return self.proc.returncode
+        super().__init__(workdir, config_path, sluice_env(), name=f"serve{id(self)}")
+        self.first_key = self.created_key()
 
 
 def sluice_cli(config_path, *args, cwd=None):
