@@ -223,7 +223,12 @@ net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_cha
     }
     relay_item end{.type = relay_item::kind::end};
     const bool sent = co_await send_item(channel, std::move(end));
-    if (sent) co_await wait_until_cancelled();
+    if (!sent) co_return;
+    // The writer may take the end and finish the race before this resumes: awaiting anything in a
+    // cancelled coroutine throws (an exception per request, 4% of the CPU at 5,000 requests/s).
+    const auto after_end = co_await net::this_coro::cancellation_state;
+    if (cancelled(after_end)) co_return;
+    co_await wait_until_cancelled();
 }
 
 // One timer for both: queues a heartbeat whenever nothing was written for `heartbeat`, and ends the

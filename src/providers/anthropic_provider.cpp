@@ -58,7 +58,7 @@ json::object messages_body(const chat_request& request) {
 // One event of Messages streaming: message_start, content_block_*, message_delta, message_stop,
 // ping, error.
 bool take_anthropic_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
-    const json::value* value = state.json.parse(event.data);
+    const json::value* value = thread_event_json_parser().parse(event.data);
     const json::object* object = value ? value->if_object() : nullptr;
     if (!object) {
         out.push_back(stream_chunk::error(502, "the upstream sent an event that is not JSON"));

@@ -178,6 +178,11 @@ event_json_parser::event_json_parser()
     : parser_(boost::json::storage_ptr(), boost::json::parse_options(), parser_buffer_.data(),
               parser_buffer_.size()) {}
 
+event_json_parser& thread_event_json_parser() {
+    thread_local event_json_parser parser;
+    return parser;
+}
+
 const boost::json::value* event_json_parser::parse(std::string_view text) {
     // The old value (and whatever a failed parse left on the parser's stack) lives in the old
     // resource: both let go of it before the buffer starts over.

@@ -29,7 +29,7 @@ bool take_openai_event(const sse_event& event, cloud_stream_state& state, chunk_
         state.ended = true;
         return true;
     }
-    const json::value* value = state.json.parse(event.data);
+    const json::value* value = thread_event_json_parser().parse(event.data);
     const json::object* object = value ? value->if_object() : nullptr;
     if (!object) {
         out.push_back(stream_chunk::error(502, "the upstream sent an event that is not JSON"));
