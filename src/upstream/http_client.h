@@ -64,6 +64,8 @@ class upstream_response {
     boost::asio::awaitable<bool> finish_body(std::chrono::milliseconds within);
 
     bool done() const { return done_; }
+    // How many bytes the next read may take (16 KiB, or 1 KiB while the upstream is slow).
+    std::size_t read_size() const { return piece_size_; }
 
     // Closes the connection now (it is not pooled); later reads fail with `closed`.
     void abort();
@@ -74,13 +76,19 @@ class upstream_response {
                                                                                          char* data,
                                                                                          std::size_t size);
     void finish();
+    // Parses what the read buffer holds into data[0, size), without reading: the body bytes.
+    std::size_t parse_buffered(char* data, std::size_t size, boost::system::error_code& ec);
+    // Shrinks the read buffers after a run of small reads, grows them on a big one.
+    void fit_read_size(std::size_t got);
 
     std::shared_ptr<connection_pool> pool_;
     std::unique_ptr<upstream_connection> connection_;
     std::unique_ptr<parser_type> parser_;
     http_client_options options_;
     steady_time deadline_;
-    std::unique_ptr<char[]> piece_;  // read_some's buffer (k_piece_bytes)
+    std::unique_ptr<char[]> piece_;  // read_some's buffer (piece_size_ bytes)
+    std::size_t piece_size_ = 1024;
+    int small_reads_ = 0;  // reads in a row that would have fitted the small size
     bool done_ = false;
     bool slot_held_ = true;
 };

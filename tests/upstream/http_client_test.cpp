@@ -125,6 +125,61 @@ TEST(http_client, body_pieces_arrive_before_the_body_ends) {
     EXPECT_EQ(pieces, (std::vector<std::string>{"first", "second"}));
 }
 
+TEST(http_client, read_buffers_shrink_for_a_slow_stream_and_grow_for_a_burst) {
+    // Six small events, one 40,000-byte event, six small again; each part is sent only once the
+    // client has read everything before it, so every part is a read of its own.
+    std::vector<std::string> parts;
+    for (int i = 0; i < 6; ++i) parts.push_back("data: small " + std::to_string(i) + "\n\n");
+    parts.push_back("data: " + std::string(40000, 'x') + "\n\n");
+    for (int i = 6; i < 12; ++i) parts.push_back("data: small " + std::to_string(i) + "\n\n");
+    std::string whole;
+    for (const auto& part : parts) whole += part;
+
+    net::io_context io;
+    std::size_t client_has = 0;  // bytes the client has read so far
+    test_server server(io, [&](tcp::socket socket) -> net::awaitable<void> {
+        boost::beast::flat_buffer buffer;
+        co_await read_request(socket, buffer);
+        co_await send(socket, k_chunked_head);
+        std::size_t sent = 0;
+        net::steady_timer poll(socket.get_executor());
+        for (const auto& part : parts) {
+            while (client_has < sent) {
+                poll.expires_after(1ms);
+                co_await poll.async_wait(k_tuple);
+            }
+            co_await send(socket, chunk(part));
+            sent += part.size();
+        }
+        co_await send(socket, "0\r\n\r\n");
+    });
+    http_client client(server.origin(), quick_options());
+    struct seen {
+        std::string body;
+        std::vector<std::size_t> read_sizes;  // after each read that returned bytes
+    };
+    auto result = run(io, [&]() -> net::awaitable<seen> {
+        seen out;
+        auto opened = co_await client.open(post());
+        std::string piece;
+        while (!opened.response->done()) {
+            auto error = co_await opened.response->read_some(piece);
+            if (error) break;
+            out.body += piece;
+            client_has = out.body.size();
+            if (!piece.empty()) out.read_sizes.push_back(opened.response->read_size());
+        }
+        co_return out;
+    }());
+    EXPECT_EQ(result.body, whole);
+    ASSERT_GE(result.read_sizes.size(), 13u);
+    EXPECT_EQ(result.read_sizes[0], 1024u);       // a new response reads small pieces
+    EXPECT_EQ(result.read_sizes[5], 1024u);       // and stays small while they are small
+    EXPECT_EQ(result.read_sizes[6], 16u * 1024);  // the burst's first read grows it
+    EXPECT_EQ(result.read_sizes.back(), 1024u);   // and the slow tail shrinks it once more
+    EXPECT_EQ(client.idle_connections(), 1);      // the connection went back to the pool
+}
+
 TEST(http_client, content_length_and_close_delimited_bodies) {
     net::io_context io;
     test_server server(io, [](tcp::socket socket) -> net::awaitable<void> {
@@ -247,6 +302,97 @@ TEST(http_client, idle_deadline_fires_between_body_pieces) {
     io.restart();
     while (!upstream.client_left) io.run_one();
     EXPECT_EQ(client.busy_connections(), 0);
+}
+
+// Sends six small events, each once the client has read the one before (so each is a read of
+// its own and the client's buffers shrink), then stalls until the client closes.
+struct slow_then_stalling_server {
+    net::io_context& io;
+    std::size_t client_has = 0;
+    bool client_left = false;
+    static std::string part(int i) { return "data: small " + std::to_string(i) + "\n\n"; }
+    test_server server{io, [this](tcp::socket socket) -> net::awaitable<void> {
+                           boost::beast::flat_buffer buffer;
+                           co_await read_request(socket, buffer);
+                           co_await send(socket, k_chunked_head);
+                           net::steady_timer poll(socket.get_executor());
+                           std::size_t sent = 0;
+                           for (int i = 0; i < 6; ++i) {
+                               while (client_has < sent) {
+                                   poll.expires_after(1ms);
+                                   co_await poll.async_wait(k_tuple);
+                               }
+                               co_await send(socket, chunk(part(i)));
+                               sent += part(i).size();
+                           }
+                           co_await wait_for_close(socket);
+                           client_left = true;
+                       }};
+};
+
+TEST(http_client, idle_deadline_fires_while_a_slow_stream_waits_without_buffers) {
+    net::io_context io;
+    slow_then_stalling_server upstream{io};
+    auto options = quick_options();
+    options.idle_timeout = 200ms;
+    http_client client(upstream.server.origin(), options);
+    std::size_t read_size_at_end = 0;
+    auto result = run(io, [&]() -> net::awaitable<read_result> {
+        read_result out;
+        auto opened = co_await client.open(post());
+        std::string piece;
+        while (!opened.response->done()) {
+            out.error = co_await opened.response->read_some(piece);
+            if (out.error) break;
+            out.pieces.push_back(piece);
+            upstream.client_has += piece.size();
+        }
+        read_size_at_end = opened.response->read_size();
+        co_return out;
+    }());
+    EXPECT_EQ(read_size_at_end, 1024u);  // it was waiting in the slow mode
+    EXPECT_EQ(upstream.client_has, 6 * slow_then_stalling_server::part(0).size());
+    EXPECT_EQ(result.error.kind, upstream_failure::idle_timeout) << result.error.detail;
+    io.restart();
+    while (!upstream.client_left) io.run_one();
+    EXPECT_EQ(client.busy_connections(), 0);
+}
+
+TEST(http_client, cancelling_a_slow_stream_that_waits_without_buffers_closes_at_once) {
+    net::io_context io;
+    slow_then_stalling_server upstream{io};
+    auto options = quick_options();
+    options.idle_timeout = 30s;
+    options.request_timeout = 60s;
+    http_client client(upstream.server.origin(), options);
+    net::steady_timer client_leaves(io, net::steady_timer::time_point::max());
+    std::size_t read_size_when_left = 0;
+    const auto started = std::chrono::steady_clock::now();
+    auto outcome = run(io, [&]() -> net::awaitable<int> {
+        auto reader = [&]() -> net::awaitable<void> {
+            auto opened = co_await client.open(post());
+            if (opened.error) co_return;
+            std::string piece;
+            while (!opened.response->done()) {
+                auto error = co_await opened.response->read_some(piece);
+                if (error) break;
+                upstream.client_has += piece.size();
+                read_size_when_left = opened.response->read_size();
+                if (upstream.client_has == 6 * slow_then_stalling_server::part(0).size())
+                    client_leaves.cancel();
+            }
+        };
+        auto winner = co_await (reader() || client_leaves.async_wait(k_tuple));
+        co_return static_cast<int>(winner.index());
+    }());
+    EXPECT_EQ(outcome, 1);
+    EXPECT_EQ(read_size_when_left, 1024u);
+    io.restart();
+    while (!upstream.client_left) io.run_one();
+    // Closed by the cancellation, not by a deadline (the idle deadline is 30 s).
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+    EXPECT_EQ(client.busy_connections(), 0);
+    EXPECT_EQ(client.idle_connections(), 0);
 }
 
 TEST(http_client, whole_request_deadline_fires_while_data_keeps_flowing) {
