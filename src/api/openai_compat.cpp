@@ -84,21 +84,21 @@ std::optional<api_error> route_model(const app_context& app, const std::string& 
     return api_error{.code = 404, .message = "The model `" + model + "` does not exist"};
 }
 
+// Not a coroutine: the request is checked here, then run_chat_turn's coroutines run on their own, so
+// no frame of this layer waits for the stream.
 net::awaitable<void> chat_completions(app_context& app, exchange& ex) {
     const auto& http_req = ex.request();
     auto parsed = parse_openai_chat_request(http_req.body());
     if (auto* error = std::get_if<api_error>(&parsed)) {
         auto res = openai_error_response(http_req, *error);
-        co_await ex.respond(std::move(res));
-        co_return;
+        return ex.respond(std::move(res));
     }
     auto& request = std::get<openai_chat_request>(parsed);
 
     chat_turn turn;
     if (auto error = route_model(app, request.model, turn)) {
         auto res = openai_error_response(http_req, *error, "model_not_found");
-        co_await ex.respond(std::move(res));
-        co_return;
+        return ex.respond(std::move(res));
     }
     // Session memory is opt-in here: OpenAI clients send the whole conversation themselves.
     if (auto it = http_req.find(k_session_header); it != http_req.end()) {
@@ -106,8 +106,7 @@ net::awaitable<void> chat_completions(app_context& app, exchange& ex) {
         if (!is_valid_session_id(session)) {
             auto res = openai_error_response(
                 http_req, {.code = 400, .message = "X-Sluice-Session must match [A-Za-z0-9_.:-]{1,128}"});
-            co_await ex.respond(std::move(res));
-            co_return;
+            return ex.respond(std::move(res));
         }
         turn.session_id = std::string(session);
     }
@@ -118,8 +117,8 @@ net::awaitable<void> chat_completions(app_context& app, exchange& ex) {
     turn.params.stop = std::move(request.stop);
     turn.params.seed = request.seed;
     turn.streaming = request.stream;
-    const auto format = openai_format(request);
-    co_await run_chat_turn(app, ex, std::move(turn), format);
+    auto format = openai_format(request);
+    return run_chat_turn(app, ex, std::move(turn), std::move(format));
 }
 
 net::awaitable<void> list_models(app_context& app, exchange& ex) {
