@@ -465,6 +465,9 @@ struct relay_state {
         for (;;) {
             const auto cancellation = co_await net::this_coro::cancellation_state;
             if (cancelled(cancellation)) co_return;
+            // The next item may be seconds away (a slow model): the last batch's bytes (about 1 KiB)
+            // are not kept meanwhile, at the cost of one allocation per write.
+            events.release();
             auto [ec, item] = co_await channel.async_receive(net::as_tuple(net::use_awaitable));
             if (ec) co_return;  // cancelled: the race is decided elsewhere
             if (item.type == relay_item::kind::ping) {
