@@ -7,7 +7,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/basic_channel.hpp>
+#include <boost/asio/experimental/channel_traits.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -43,7 +44,38 @@ struct relay_item {
     std::size_t candidate = 0;  // next_model: the candidate that answers from here on
 };
 
-using relay_channel = net::experimental::channel<void(boost::system::error_code, relay_item)>;
+// The channel's buffer. Asio's default, a std::deque, allocates about 600 B as soon as it exists;
+// this one holds at most k_channel_capacity items, and usually none (the writer is waiting when the
+// producer sends, so the item is handed over), and allocates only when an item has to wait.
+template <typename Element>
+class short_queue {
+  public:
+    std::size_t size() const { return items_.size(); }
+    void push_back(Element&& element) { items_.push_back(std::move(element)); }
+    void push_back(const Element& element) { items_.push_back(element); }
+    Element& front() { return items_.front(); }
+    void pop_front() { items_.erase(items_.begin()); }
+    void clear() { items_.clear(); }
+
+  private:
+    std::vector<Element> items_;
+};
+
+using relay_signature = void(boost::system::error_code, relay_item);
+
+struct relay_channel_traits : net::experimental::channel_traits<relay_signature> {
+    template <typename... Signatures>
+    struct rebind {
+        using other = relay_channel_traits;
+    };
+    template <typename Element>
+    struct container {
+        using type = short_queue<Element>;
+    };
+};
+
+using relay_channel =
+    net::experimental::basic_channel<net::any_io_executor, relay_channel_traits, relay_signature>;
 using clock = std::chrono::steady_clock;
 
 // A couple of batches (each at most one upstream read) of slack between the provider and the
