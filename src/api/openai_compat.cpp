@@ -3,6 +3,7 @@
 // only the wire format (openai_wire.cpp) differs.
 #include <boost/beast/http/field.hpp>
 #include <chrono>
+#include <memory>
 
 #include "api/chat_api.h"
 #include "api/openai_compat.h"
@@ -31,14 +32,22 @@ std::string_view openai_finish_reason(const std::string& reason) {
     return reason == "length" ? "length" : "stop";  // cancelled answers reach nobody
 }
 
+struct openai_stream_state {
+    openai_stream_ids ids;
+    bool usage = false;  // stream_options.include_usage
+};
+
 // How the shared streaming core speaks OpenAI: a role chunk first, content chunks, the finish chunk,
-// the usage chunk when asked for, then [DONE]; errors as OpenAI's error object.
+// the usage chunk when asked for, then [DONE]; errors as OpenAI's error object. The functions share
+// one state: a shared_ptr fits in std::function's own storage, a copy of the ids in each would not
+// (and would be allocated three times).
 stream_format openai_format(const openai_chat_request& request) {
-    const auto ids = new_stream_ids();
-    const bool usage = request.include_usage;
+    const auto state = std::make_shared<const openai_stream_state>(
+        openai_stream_state{new_stream_ids(), request.include_usage});
     stream_format format;
-    format.delta = [ids, usage](sse_batch& events, const stream_identity& who, std::string_view content,
-                                bool first) {
+    format.delta = [state](sse_batch& events, const stream_identity& who, std::string_view content,
+                           bool first) {
+        const auto& [ids, usage] = *state;
         if (first) {
             append_openai_role_chunk(events.begin_event(), ids, who.model, usage);
             events.end_event();
@@ -46,7 +55,8 @@ stream_format openai_format(const openai_chat_request& request) {
         append_openai_content_chunk(events.begin_event(), ids, who.model, content, usage);
         events.end_event();
     };
-    format.final = [ids, usage](sse_batch& events, const stream_identity& who, const stream_outcome& out) {
+    format.final = [state](sse_batch& events, const stream_identity& who, const stream_outcome& out) {
+        const auto& [ids, usage] = *state;
         if (out.text.empty()) {
             append_openai_role_chunk(events.begin_event(), ids, who.model, usage);
             events.end_event();
@@ -62,9 +72,10 @@ stream_format openai_format(const openai_chat_request& request) {
     };
     format.error_response = [](const http_request& req, const api_error& error, std::string_view,
                                const stream_identity*) { return openai_error_response(req, error); };
-    format.whole = [ids](const stream_identity& who, const stream_outcome& out) {
-        return openai_completion_json(ids, who.model, out.text, openai_finish_reason(out.finish_reason),
-                                      out.prompt_tokens, out.completion_tokens);
+    format.whole = [state](const stream_identity& who, const stream_outcome& out) {
+        return openai_completion_json(state->ids, who.model, out.text,
+                                      openai_finish_reason(out.finish_reason), out.prompt_tokens,
+                                      out.completion_tokens);
     };
     return format;
 }
