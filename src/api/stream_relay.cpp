@@ -152,8 +152,9 @@ struct attempt_state {
     relay_channel& channel;
     bool may_fall_back = false;
     bool delta_seen = false;
-    std::optional<stream_chunk> held_usage;
-    std::optional<stream_chunk> held_error;
+    // On the heap: rarely used, and the state lives in produce's frame for the whole stream.
+    std::unique_ptr<stream_chunk> held_usage;
+    std::unique_ptr<stream_chunk> held_error;
 };
 
 // Moves what may go out of `batch` into one channel item and sends it.
@@ -164,11 +165,11 @@ net::awaitable<void> forward_batch(attempt_state& attempt, chunk_batch& batch) {
         if (attempt.held_error) break;  // a provider says nothing after its error
         if (!attempt.delta_seen) {
             if (chunk.type == stream_chunk::kind::error && attempt.may_fall_back) {
-                attempt.held_error = std::move(chunk);
+                attempt.held_error = std::make_unique<stream_chunk>(std::move(chunk));
                 continue;
             }
             if (chunk.type == stream_chunk::kind::usage) {
-                attempt.held_usage = std::move(chunk);
+                attempt.held_usage = std::make_unique<stream_chunk>(std::move(chunk));
                 continue;
             }
             if (chunk.type == stream_chunk::kind::delta && !chunk.text.empty()) attempt.delta_seen = true;
@@ -400,6 +401,23 @@ struct relay_state {
     net::awaitable<bool> take_batch(chunk_batch& chunks) {
         events.clear();
         bool deltas = false;  // since the last write
+        stream_chunk* const end = collect(chunks, deltas);
+        // Content never waits for the bookkeeping of the end.
+        const bool flushed = co_await flush_deltas(deltas);
+        if (!flushed) co_return true;
+        if (!end) co_return false;
+        if (end->type == stream_chunk::kind::finish) {
+            co_await end_with(end->finish_reason);
+        } else {
+            co_await end_with_error(*end);
+        }
+        co_return true;
+    }
+
+    // Adds the events of the batch's deltas to `events` and takes its usage, up to its first finish
+    // or error, which it returns (null: none). Not a coroutine: none of this is kept in a frame
+    // while the write waits.
+    stream_chunk* collect(chunk_batch& chunks, bool& deltas) {
         for (auto& chunk : chunks) {
             switch (chunk.type) {
                 case stream_chunk::kind::delta: {
@@ -417,21 +435,11 @@ struct relay_state {
                     out.usage_reported = true;
                     break;
                 case stream_chunk::kind::finish:
-                case stream_chunk::kind::error: {
-                    // Content never waits for the bookkeeping below.
-                    const bool flushed = co_await flush_deltas(deltas);
-                    if (!flushed) co_return true;
-                    if (chunk.type == stream_chunk::kind::finish) {
-                        co_await end_with(chunk.finish_reason);
-                    } else {
-                        co_await end_with_error(chunk);
-                    }
-                    co_return true;
-                }
+                case stream_chunk::kind::error:
+                    return &chunk;
             }
         }
-        const bool flushed = co_await flush_deltas(deltas);
-        co_return !flushed;
+        return nullptr;
     }
 
     net::awaitable<bool> flush_deltas(bool deltas) {
