@@ -316,7 +316,7 @@ struct relay_state {
     std::vector<relay_candidate>& candidates;
     const relay_candidate* current;  // the one that answers now; a fallback moves it on
     stream_outcome& out;
-    outcome_hook on_final;
+    outcome_hook& on_final;       // relay_stream's parameter
     const stream_format& format;  // how events and answers are written (seed or OpenAI)
     sse_writer* sse = nullptr;    // null: collect for one JSON answer
     bool final_reported = false;
@@ -403,8 +403,14 @@ struct relay_state {
         bool deltas = false;  // since the last write
         stream_chunk* const end = collect(chunks, deltas);
         // Content never waits for the bookkeeping of the end.
-        const bool flushed = co_await flush_deltas(deltas);
-        if (!flushed) co_return true;
+        if (deltas) {
+            if (sse) {
+                const bool written = co_await write(events, false);
+                if (!written) co_return true;
+                events.clear();
+            }
+            timer.chunk_end();
+        }
         if (!end) co_return false;
         if (end->type == stream_chunk::kind::finish) {
             co_await end_with(end->finish_reason);
@@ -440,17 +446,6 @@ struct relay_state {
             }
         }
         return nullptr;
-    }
-
-    net::awaitable<bool> flush_deltas(bool deltas) {
-        if (!deltas) co_return true;
-        if (sse) {
-            const bool written = co_await write(events, false);
-            if (!written) co_return false;
-            events.clear();
-        }
-        timer.chunk_end();
-        co_return true;
     }
 
     net::awaitable<void> end_with(const std::string& finish_reason) {
@@ -512,9 +507,8 @@ struct relay_state {
             if (ec) co_return;  // cancelled: the race is decided elsewhere
             if (item.type == relay_item::kind::ping) {
                 if (sse) {
-                    sse_batch ping;
-                    ping.add_comment("ping");
-                    const bool written = co_await write(ping, false);
+                    events.add_comment("ping");  // `events` is empty between items
+                    const bool written = co_await write(events, false);
                     if (!written) co_return;
                 }
                 continue;
@@ -615,8 +609,8 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
     std::unique_ptr<const stream_format> seed_format;
     if (!options.format)
         seed_format = std::make_unique<const stream_format>(seed_stream_format(options.streaming));
-    relay_state state{ex,      candidates,          &candidates.front(),
-                      outcome, std::move(on_final), options.format ? *options.format : *seed_format};
+    relay_state state{ex,      candidates, &candidates.front(),
+                      outcome, on_final,   options.format ? *options.format : *seed_format};
     state.routing = routing;
     metrics::get().route_decisions(state.model().config().role, state.id().route_reason).inc();
     std::optional<metrics::gauge_guard> live_stream;
