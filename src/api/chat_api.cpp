@@ -11,6 +11,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
 #include <chrono>
+#include <memory>
 
 #include "api/admission.h"
 #include "api/chat_pipeline.h"
@@ -108,38 +109,34 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
     });
 }
 
-net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_stream) {
-    const auto& request = ex.request();
-    auto parsed = parse_seed_request(request.body(), app.cfg.models);
-    if (auto* error = std::get_if<api_error>(&parsed)) {
-        auto res = always_stream ? seed_sse_error(request, *error) : seed_chat_error(request, *error);
-        co_await ex.respond(std::move(res));
-        co_return;
-    }
-    auto& seed = std::get<seed_request>(parsed);
-    chat_turn turn{.messages = {{"user", seed.message}},
-                   .session_id = seed.session_id.value_or(new_id("s_")),
-                   .lock_session = seed.session_id.has_value(),
-                   .new_session = !seed.session_id.has_value(),
-                   .preferred_model = seed.preferred_model,
-                   .model_type = seed.model_type,
-                   .max_tokens = seed.max_tokens,
-                   .streaming = always_stream || seed.stream};
-    turn.params.temperature = seed.temperature.value_or(k_default_temperature);
-    const auto format = seed_stream_format(turn.streaming);
-    co_await run_chat_turn(app, ex, std::move(turn), format);
-}
+// What a turn holds while its stream runs. It lives on the heap, and only its pointer in the frame
+// of the coroutine that waits for the whole stream: GCC 12 gives every local and temporary that
+// lives across a co_await a slot of its own in the frame, so the admission, session and routing
+// work is done in prepare_turn, whose frame is gone before the stream starts.
+struct turn_in_flight {
+    explicit turn_in_flight(stream_format wire_format) : format(std::move(wire_format)) {}
 
-}  // namespace
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    stream_format format;
+    std::string session_id;
+    std::string key_id;
+    stream_slot slot;  // must not move once wrap() was called: the turn never moves
+    std::optional<session_locks::guard> turn_lock;
+    std::vector<relay_candidate> candidates;
+    relay_options options;
+    outcome_hook persist;
+    stream_outcome outcome;
+};
 
-net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn,
-                                   const stream_format& format) {
-    const auto started = std::chrono::steady_clock::now();
+// Admission, the session lock and history, routing: the turn ready to stream, or null when an
+// error response went out instead.
+net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, exchange& ex, chat_turn turn,
+                                                             stream_format format) {
+    auto flight = std::make_unique<turn_in_flight>(std::move(format));
     const auto& request = ex.request();
-    const bool streaming = turn.streaming;
-    const std::string session_id = turn.session_id;
+    const std::string& session_id = flight->session_id = std::move(turn.session_id);
     auto fail = [&](const api_error& error) {
-        return format.error_response(request, error, session_id, nullptr);
+        return flight->format.error_response(request, error, session_id, nullptr);
     };
 
     // Per-key limits (429) before any model or session work; the slot lives as long as the stream.
@@ -147,23 +144,21 @@ net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn tur
     if (auto* error = std::get_if<api_error>(&admitted)) {
         auto res = fail(*error);
         co_await ex.respond(std::move(res));
-        co_return;
+        co_return nullptr;
     }
-    auto& slot = std::get<stream_slot>(admitted);
-
-    const std::string key_id = ex.key() ? ex.key()->id : std::string{};
+    flight->slot = std::move(std::get<stream_slot>(admitted));
+    const std::string& key_id = flight->key_id = ex.key() ? ex.key()->id : std::string{};
 
     // One turn at a time per session (in this process; see session_locks.h for several processes):
     // held from loading the history until the answer is stored.
-    std::optional<session_locks::guard> turn_lock;
     if (app.sessions && turn.lock_session && !session_id.empty()) {
         const auto wait = std::chrono::milliseconds{app.cfg.routing.session_wait_ms};
-        turn_lock = co_await app.sessions->acquire(session_id, wait);
-        if (!turn_lock) {
+        flight->turn_lock = co_await app.sessions->acquire(session_id, wait);
+        if (!flight->turn_lock) {
             auto res =
                 fail(api_error{.code = 409, .message = "session busy: another request on it is running"});
             co_await ex.respond(std::move(res));
-            co_return;
+            co_return nullptr;
         }
     }
 
@@ -187,7 +182,7 @@ net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn tur
     if (session_error) {
         auto res = fail(*session_error);
         co_await ex.respond(std::move(res));
-        co_return;
+        co_return nullptr;
     }
 
     std::vector<chat_message> conversation;
@@ -201,31 +196,73 @@ net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn tur
     if (!planned.ok()) {
         auto res = fail(planned.error);
         co_await ex.respond(std::move(res));
-        co_return;
+        co_return nullptr;
     }
     generation_params params = turn.params;
     params.max_tokens = turn.max_tokens.value_or(k_default_max_tokens);
     const stream_identity base{.session_id = session_id};
-    auto candidates = make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, params, base);
-    relay_options options{.heartbeat_interval = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
-                          .request_timeout = std::chrono::seconds{app.cfg.server.request_timeout_s},
-                          .streaming = streaming,
-                          .format = &format};
-    stream_outcome outcome;
+    flight->candidates =
+        make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, params, base);
+    flight->options = {.heartbeat_interval = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
+                       .request_timeout = std::chrono::seconds{app.cfg.server.request_timeout_s},
+                       .streaming = turn.streaming,
+                       .format = &flight->format};
     turn_record record{.key_id = key_id,
                        .session_id = session_id,
-                       .new_messages = turn.messages,
-                       .model = candidates.front().identity.model};
-    // Named: GCC 12 destroys a capturing lambda temporary inside a co_await expression twice.
-    outcome_hook persist =
-        slot.wrap([&app, record](const stream_outcome& out) { return persist_turn(app, record, out); });
-    co_await relay_stream(ex, std::move(candidates), options, outcome, persist, app.routing);
+                       .new_messages = std::move(turn.messages),
+                       .model = flight->candidates.front().identity.model};
+    flight->persist = flight->slot.wrap([&app, record = std::move(record)](const stream_outcome& out) {
+        return persist_turn(app, record, out);
+    });
+    co_return std::move(flight);
+}
 
-    const auto elapsed =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    spdlog::info("chat key={} session={} model={} finish={} tokens={}+{} {} ms{}", key_id, session_id,
-                 outcome.model, outcome.finish_reason, outcome.prompt_tokens, outcome.completion_tokens,
-                 elapsed.count(), outcome.error ? " error: " + outcome.error->message : std::string{});
+// Waits for the whole stream: its frame holds little more than the turn's pointer.
+net::awaitable<void> stream_turn(app_context& app, exchange& ex,
+                                 net::awaitable<std::unique_ptr<turn_in_flight>> prepare) {
+    const auto flight = co_await std::move(prepare);
+    if (!flight) co_return;
+    co_await relay_stream(ex, std::move(flight->candidates), flight->options, flight->outcome,
+                          std::move(flight->persist), app.routing);
+    const auto& outcome = flight->outcome;
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - flight->started);
+    spdlog::info("chat key={} session={} model={} finish={} tokens={}+{} {} ms{}", flight->key_id,
+                 flight->session_id, outcome.model, outcome.finish_reason, outcome.prompt_tokens,
+                 outcome.completion_tokens, elapsed.count(),
+                 outcome.error ? " error: " + outcome.error->message : std::string{});
+}
+
+// Not a coroutine: the request is checked here and then run_chat_turn's coroutines run on their
+// own, so no frame of this layer waits for the stream.
+net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_stream) {
+    const auto& request = ex.request();
+    auto parsed = parse_seed_request(request.body(), app.cfg.models);
+    if (auto* error = std::get_if<api_error>(&parsed)) {
+        auto res = always_stream ? seed_sse_error(request, *error) : seed_chat_error(request, *error);
+        return ex.respond(std::move(res));
+    }
+    auto& seed = std::get<seed_request>(parsed);
+    chat_turn turn{.messages = {{"user", seed.message}},
+                   .session_id = seed.session_id.value_or(new_id("s_")),
+                   .lock_session = seed.session_id.has_value(),
+                   .new_session = !seed.session_id.has_value(),
+                   .preferred_model = seed.preferred_model,
+                   .model_type = seed.model_type,
+                   .max_tokens = seed.max_tokens,
+                   .streaming = always_stream || seed.stream};
+    turn.params.temperature = seed.temperature.value_or(k_default_temperature);
+    auto format = seed_stream_format(turn.streaming);
+    return run_chat_turn(app, ex, std::move(turn), std::move(format));
+}
+
+}  // namespace
+
+// Not a coroutine either: prepare_turn's frame (large: admission, session, routing) ends before
+// the stream, and stream_turn, which waits for the stream, stays small.
+net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn, stream_format format) {
+    auto prepare = prepare_turn(app, ex, std::move(turn), std::move(format));
+    return stream_turn(app, ex, std::move(prepare));
 }
 
 http_response seed_sse_error(const http_request& request, const api_error& error) {

@@ -30,7 +30,7 @@ struct chat_turn {
 };
 
 boost::asio::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn,
-                                           const stream_format& format);
+                                           stream_format format);
 
 // An error for the seed stream endpoint before anything was sent: the real status and a body of
 // one error event + [DONE] (session_id taken from the body when it holds a valid one).

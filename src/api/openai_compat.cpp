@@ -3,6 +3,7 @@
 // only the wire format (openai_wire.cpp) differs.
 #include <boost/beast/http/field.hpp>
 #include <chrono>
+#include <memory>
 
 #include "api/chat_api.h"
 #include "api/openai_compat.h"
@@ -31,14 +32,22 @@ std::string_view openai_finish_reason(const std::string& reason) {
     return reason == "length" ? "length" : "stop";  // cancelled answers reach nobody
 }
 
+struct openai_stream_state {
+    openai_stream_ids ids;
+    bool usage = false;  // stream_options.include_usage
+};
+
 // How the shared streaming core speaks OpenAI: a role chunk first, content chunks, the finish chunk,
-// the usage chunk when asked for, then [DONE]; errors as OpenAI's error object.
+// the usage chunk when asked for, then [DONE]; errors as OpenAI's error object. The functions share
+// one state: a shared_ptr fits in std::function's own storage, a copy of the ids in each would not
+// (and would be allocated three times).
 stream_format openai_format(const openai_chat_request& request) {
-    const auto ids = new_stream_ids();
-    const bool usage = request.include_usage;
+    const auto state = std::make_shared<const openai_stream_state>(
+        openai_stream_state{new_stream_ids(), request.include_usage});
     stream_format format;
-    format.delta = [ids, usage](sse_batch& events, const stream_identity& who, std::string_view content,
-                                bool first) {
+    format.delta = [state](sse_batch& events, const stream_identity& who, std::string_view content,
+                           bool first) {
+        const auto& [ids, usage] = *state;
         if (first) {
             append_openai_role_chunk(events.begin_event(), ids, who.model, usage);
             events.end_event();
@@ -46,7 +55,8 @@ stream_format openai_format(const openai_chat_request& request) {
         append_openai_content_chunk(events.begin_event(), ids, who.model, content, usage);
         events.end_event();
     };
-    format.final = [ids, usage](sse_batch& events, const stream_identity& who, const stream_outcome& out) {
+    format.final = [state](sse_batch& events, const stream_identity& who, const stream_outcome& out) {
+        const auto& [ids, usage] = *state;
         if (out.text.empty()) {
             append_openai_role_chunk(events.begin_event(), ids, who.model, usage);
             events.end_event();
@@ -62,9 +72,10 @@ stream_format openai_format(const openai_chat_request& request) {
     };
     format.error_response = [](const http_request& req, const api_error& error, std::string_view,
                                const stream_identity*) { return openai_error_response(req, error); };
-    format.whole = [ids](const stream_identity& who, const stream_outcome& out) {
-        return openai_completion_json(ids, who.model, out.text, openai_finish_reason(out.finish_reason),
-                                      out.prompt_tokens, out.completion_tokens);
+    format.whole = [state](const stream_identity& who, const stream_outcome& out) {
+        return openai_completion_json(state->ids, who.model, out.text,
+                                      openai_finish_reason(out.finish_reason), out.prompt_tokens,
+                                      out.completion_tokens);
     };
     return format;
 }
@@ -84,21 +95,21 @@ std::optional<api_error> route_model(const app_context& app, const std::string& 
     return api_error{.code = 404, .message = "The model `" + model + "` does not exist"};
 }
 
+// Not a coroutine: the request is checked here, then run_chat_turn's coroutines run on their own, so
+// no frame of this layer waits for the stream.
 net::awaitable<void> chat_completions(app_context& app, exchange& ex) {
     const auto& http_req = ex.request();
     auto parsed = parse_openai_chat_request(http_req.body());
     if (auto* error = std::get_if<api_error>(&parsed)) {
         auto res = openai_error_response(http_req, *error);
-        co_await ex.respond(std::move(res));
-        co_return;
+        return ex.respond(std::move(res));
     }
     auto& request = std::get<openai_chat_request>(parsed);
 
     chat_turn turn;
     if (auto error = route_model(app, request.model, turn)) {
         auto res = openai_error_response(http_req, *error, "model_not_found");
-        co_await ex.respond(std::move(res));
-        co_return;
+        return ex.respond(std::move(res));
     }
     // Session memory is opt-in here: OpenAI clients send the whole conversation themselves.
     if (auto it = http_req.find(k_session_header); it != http_req.end()) {
@@ -106,8 +117,7 @@ net::awaitable<void> chat_completions(app_context& app, exchange& ex) {
         if (!is_valid_session_id(session)) {
             auto res = openai_error_response(
                 http_req, {.code = 400, .message = "X-Sluice-Session must match [A-Za-z0-9_.:-]{1,128}"});
-            co_await ex.respond(std::move(res));
-            co_return;
+            return ex.respond(std::move(res));
         }
         turn.session_id = std::string(session);
     }
@@ -118,8 +128,8 @@ net::awaitable<void> chat_completions(app_context& app, exchange& ex) {
     turn.params.stop = std::move(request.stop);
     turn.params.seed = request.seed;
     turn.streaming = request.stream;
-    const auto format = openai_format(request);
-    co_await run_chat_turn(app, ex, std::move(turn), format);
+    auto format = openai_format(request);
+    return run_chat_turn(app, ex, std::move(turn), std::move(format));
 }
 
 net::awaitable<void> list_models(app_context& app, exchange& ex) {

@@ -7,7 +7,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/basic_channel.hpp>
+#include <boost/asio/experimental/channel_traits.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -18,6 +19,7 @@
 #include <boost/system/system_error.hpp>
 #include <charconv>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -42,7 +44,38 @@ struct relay_item {
     std::size_t candidate = 0;  // next_model: the candidate that answers from here on
 };
 
-using relay_channel = net::experimental::channel<void(boost::system::error_code, relay_item)>;
+// The channel's buffer. Asio's default, a std::deque, allocates about 600 B as soon as it exists;
+// this one holds at most k_channel_capacity items, and usually none (the writer is waiting when the
+// producer sends, so the item is handed over), and allocates only when an item has to wait.
+template <typename Element>
+class short_queue {
+  public:
+    std::size_t size() const { return items_.size(); }
+    void push_back(Element&& element) { items_.push_back(std::move(element)); }
+    void push_back(const Element& element) { items_.push_back(element); }
+    Element& front() { return items_.front(); }
+    void pop_front() { items_.erase(items_.begin()); }
+    void clear() { items_.clear(); }
+
+  private:
+    std::vector<Element> items_;
+};
+
+using relay_signature = void(boost::system::error_code, relay_item);
+
+struct relay_channel_traits : net::experimental::channel_traits<relay_signature> {
+    template <typename... Signatures>
+    struct rebind {
+        using other = relay_channel_traits;
+    };
+    template <typename Element>
+    struct container {
+        using type = short_queue<Element>;
+    };
+};
+
+using relay_channel =
+    net::experimental::basic_channel<net::any_io_executor, relay_channel_traits, relay_signature>;
 using clock = std::chrono::steady_clock;
 
 // A couple of batches (each at most one upstream read) of slack between the provider and the
@@ -113,31 +146,15 @@ bool is_local(const provider& model) {
     return model.config().provider == "llama";
 }
 
-// Stands for whichever candidate answers now, so the writer's code names one model throughout.
-class active_model final : public provider {
-  public:
-    explicit active_model(provider_ptr current) : current_(std::move(current)) {}
-    void set(provider_ptr current) { current_ = std::move(current); }
-
-    const model_config& config() const override { return current_->config(); }
-    provider_status status() const override { return current_->status(); }
-    int count_tokens(const std::string& text) const override { return current_->count_tokens(text); }
-    net::awaitable<void> stream(chat_request request, chunk_sink sink) override {
-        return current_->stream(std::move(request), std::move(sink));
-    }
-
-  private:
-    provider_ptr current_;
-};
-
 // One candidate's stream as the producer sees it. Until its first delta nothing it says is final: an
 // error may be held back (another candidate answers instead) and a usage chunk waits with it.
 struct attempt_state {
     relay_channel& channel;
     bool may_fall_back = false;
     bool delta_seen = false;
-    std::optional<stream_chunk> held_usage;
-    std::optional<stream_chunk> held_error;
+    // On the heap: rarely used, and the state lives in produce's frame for the whole stream.
+    std::unique_ptr<stream_chunk> held_usage;
+    std::unique_ptr<stream_chunk> held_error;
 };
 
 // Moves what may go out of `batch` into one channel item and sends it.
@@ -148,11 +165,11 @@ net::awaitable<void> forward_batch(attempt_state& attempt, chunk_batch& batch) {
         if (attempt.held_error) break;  // a provider says nothing after its error
         if (!attempt.delta_seen) {
             if (chunk.type == stream_chunk::kind::error && attempt.may_fall_back) {
-                attempt.held_error = std::move(chunk);
+                attempt.held_error = std::make_unique<stream_chunk>(std::move(chunk));
                 continue;
             }
             if (chunk.type == stream_chunk::kind::usage) {
-                attempt.held_usage = std::move(chunk);
+                attempt.held_usage = std::make_unique<stream_chunk>(std::move(chunk));
                 continue;
             }
             if (chunk.type == stream_chunk::kind::delta && !chunk.text.empty()) attempt.delta_seen = true;
@@ -175,52 +192,52 @@ net::awaitable<bool> send_chunk(relay_channel& channel, stream_chunk chunk) {
     co_return sent;
 }
 
-// Runs the candidates in order until one gets past its first delta, or ends without an error, or is
-// the last; then marks the end and waits to be cancelled, so that it never wins the race against the
-// writer (which must drain the channel first).
-net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_channel& channel,
-                             orchestrator* routing) {
-    for (std::size_t i = 0; i < candidates.size(); ++i) {
-        provider& model = *candidates[i].model;
-        attempt_state attempt{.channel = channel, .may_fall_back = i + 1 < candidates.size()};
-        std::string failure;
-        try {
-            const chunk_sink sink = [&attempt](chunk_batch& batch) { return forward_batch(attempt, batch); };
-            chat_request request = candidates[i].request;
-            co_await model.stream(std::move(request), sink);
-        } catch (const std::exception& e) {
-            failure = e.what();
-        }
-        const auto cancellation = co_await net::this_coro::cancellation_state;
-        if (cancelled(cancellation)) co_return;
-        if (!failure.empty()) {
-            spdlog::error("provider {} failed: {}", model.config().name, failure);
-            chunk_batch error{stream_chunk::error(502, "the model failed")};
-            co_await forward_batch(attempt, error);
-        }
-        if (!attempt.held_error) {
-            if (attempt.held_usage) {
-                const bool sent = co_await send_chunk(channel, std::move(*attempt.held_usage));
-                if (!sent) co_return;
-            }
-            break;
-        }
-        const auto kind = failure_kind_from_code(attempt.held_error->code, is_local(model));
-        if (kind == failure_kind::bad_request) {
-            // The request was at fault, not the model: another model would be asked the same thing.
-            const bool sent = co_await send_chunk(channel, std::move(*attempt.held_error));
-            if (!sent) co_return;
-            break;
-        }
-        spdlog::warn("model {} failed before its first token ({} {}: {}); {} answers instead",
-                     model.config().name, to_string(kind), attempt.held_error->code,
-                     attempt.held_error->message, candidates[i + 1].model->config().name);
-        if (routing) routing->report_failure(model.config().name, kind);
-        candidates[i + 1].identity.route_reason = "fallback:" + std::string(to_string(kind));
-        relay_item next{.type = relay_item::kind::next_model, .candidate = i + 1};
-        const bool sent = co_await send_item(channel, std::move(next));
-        if (!sent) co_return;
+// Starts one candidate's stream. Not a coroutine: the copy of the request and the sink go straight
+// into the provider's frame instead of living in produce's for the whole stream.
+net::awaitable<void> stream_attempt(const relay_candidate& candidate, attempt_state& attempt) {
+    chunk_sink sink = [&attempt](chunk_batch& batch) { return forward_batch(attempt, batch); };
+    chat_request request = candidate.request;
+    return candidate.model->stream(std::move(request), std::move(sink));
+}
+
+enum class attempt_end { answered, fall_back, race_over };
+
+// What follows a candidate's stream: its error or usage held back goes out, or the next candidate is
+// announced. A coroutine of its own, so that none of this is in produce's frame during the stream.
+net::awaitable<attempt_end> end_attempt(std::vector<relay_candidate>& candidates, std::size_t i,
+                                        attempt_state& attempt, const std::string& failure,
+                                        orchestrator* routing) {
+    provider& model = *candidates[i].model;
+    if (!failure.empty()) {
+        spdlog::error("provider {} failed: {}", model.config().name, failure);
+        chunk_batch error{stream_chunk::error(502, "the model failed")};
+        co_await forward_batch(attempt, error);
     }
+    if (!attempt.held_error) {
+        if (attempt.held_usage) {
+            const bool sent = co_await send_chunk(attempt.channel, std::move(*attempt.held_usage));
+            if (!sent) co_return attempt_end::race_over;
+        }
+        co_return attempt_end::answered;
+    }
+    const auto kind = failure_kind_from_code(attempt.held_error->code, is_local(model));
+    if (kind == failure_kind::bad_request) {
+        // The request was at fault, not the model: another model would be asked the same thing.
+        const bool sent = co_await send_chunk(attempt.channel, std::move(*attempt.held_error));
+        co_return sent ? attempt_end::answered : attempt_end::race_over;
+    }
+    spdlog::warn("model {} failed before its first token ({} {}: {}); {} answers instead",
+                 model.config().name, to_string(kind), attempt.held_error->code, attempt.held_error->message,
+                 candidates[i + 1].model->config().name);
+    if (routing) routing->report_failure(model.config().name, kind);
+    candidates[i + 1].identity.route_reason = "fallback:" + std::string(to_string(kind));
+    relay_item next{.type = relay_item::kind::next_model, .candidate = i + 1};
+    const bool sent = co_await send_item(attempt.channel, std::move(next));
+    co_return sent ? attempt_end::fall_back : attempt_end::race_over;
+}
+
+// Marks the end, then waits to be cancelled.
+net::awaitable<void> end_production(relay_channel& channel) {
     relay_item end{.type = relay_item::kind::end};
     const bool sent = co_await send_item(channel, std::move(end));
     if (!sent) co_return;
@@ -229,6 +246,29 @@ net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_cha
     const auto after_end = co_await net::this_coro::cancellation_state;
     if (cancelled(after_end)) co_return;
     co_await wait_until_cancelled();
+}
+
+// Runs the candidates in order until one gets past its first delta, or ends without an error, or is
+// the last; then marks the end and waits to be cancelled, so that it never wins the race against the
+// writer (which must drain the channel first). Its frame lives for the whole stream: the work before
+// and after each candidate's stream is in the functions above.
+net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_channel& channel,
+                             orchestrator* routing) {
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        attempt_state attempt{.channel = channel, .may_fall_back = i + 1 < candidates.size()};
+        std::string failure;
+        try {
+            co_await stream_attempt(candidates[i], attempt);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        const auto cancellation = co_await net::this_coro::cancellation_state;
+        if (cancelled(cancellation)) co_return;
+        const auto end = co_await end_attempt(candidates, i, attempt, failure, routing);
+        if (end == attempt_end::race_over) co_return;
+        if (end == attempt_end::answered) break;
+    }
+    co_await end_production(channel);
 }
 
 // One timer for both: queues a heartbeat whenever nothing was written for `heartbeat`, and ends the
@@ -273,12 +313,10 @@ http_status to_status(int code) {
 
 struct relay_state {
     exchange& ex;
-    provider& model;
-    const chat_request& request;
-    const stream_identity& id;
-    const relay_options& options;
+    std::vector<relay_candidate>& candidates;
+    const relay_candidate* current;  // the one that answers now; a fallback moves it on
     stream_outcome& out;
-    outcome_hook on_final;
+    outcome_hook& on_final;       // relay_stream's parameter
     const stream_format& format;  // how events and answers are written (seed or OpenAI)
     sse_writer* sse = nullptr;    // null: collect for one JSON answer
     bool final_reported = false;
@@ -286,25 +324,41 @@ struct relay_state {
     clock::time_point last_write = clock::now();
     metrics::stream_timer timer{metrics::get(), ex.started_at()};
     orchestrator* routing = nullptr;
-    std::function<void(std::size_t)> switch_model;  // the writer's side of a fallback
-    sse_batch events;                               // the SSE events of one write, reused
+    sse_batch events;  // the SSE events of one write, reused
+
+    provider& model() const { return *current->model; }
+    const stream_identity& id() const { return current->identity; }
+
+    // Sends the head; it names the model that answers (X-Sluice-Route).
+    void open_sse() {
+        auto head = ex.sse_head();
+        head.set("X-Sluice-Route", route_header_value(id()));
+        sse = &ex.open_sse(std::move(head));
+    }
+
+    // The writer's side of a fallback.
+    void switch_model(std::size_t index) {
+        current = &candidates[index];
+        // Nothing written yet (no heartbeat either): the header can still name the model that answers.
+        if (sse && !sse->started()) open_sse();
+    }
 
     void report_failure(int code) {
         if (routing)
-            routing->report_failure(model.config().name, failure_kind_from_code(code, is_local(model)));
+            routing->report_failure(model().config().name, failure_kind_from_code(code, is_local(model())));
     }
 
     net::awaitable<void> report_final() {
         if (final_reported) co_return;
         final_reported = true;
-        out.model = model.config().name;
-        estimate_usage(out, model, request);
-        metrics::get().count_tokens(model.config().name, model.config().role, out.prompt_tokens,
+        out.model = model().config().name;
+        estimate_usage(out, model(), current->request);
+        metrics::get().count_tokens(model().config().name, model().config().role, out.prompt_tokens,
                                     out.completion_tokens);
         try {
             co_await on_final(out);
         } catch (const std::exception& e) {
-            spdlog::warn("session {}: recording the outcome failed: {}", id.session_id, e.what());
+            spdlog::warn("session {}: recording the outcome failed: {}", id().session_id, e.what());
         }
     }
 
@@ -313,12 +367,12 @@ struct relay_state {
         if (!sse || (!sse->started() && !format.early_error_as_event)) {
             api_error shown = error;
             shown.code = static_cast<int>(to_status(error.code));
-            auto res = format.error_response(ex.request(), shown, id.session_id, &id);
+            auto res = format.error_response(ex.request(), shown, id().session_id, &id());
             responded_whole = true;
             co_await ex.respond(std::move(res));
             co_return;
         }
-        const std::string event = format.error_event(error, id);
+        const std::string event = format.error_event(error, id());
         if (!sse->started()) {
             co_await sse->fail(to_status(error.code), event, error.retry_after_s);
         } else {
@@ -347,6 +401,29 @@ struct relay_state {
     net::awaitable<bool> take_batch(chunk_batch& chunks) {
         events.clear();
         bool deltas = false;  // since the last write
+        stream_chunk* const end = collect(chunks, deltas);
+        // Content never waits for the bookkeeping of the end.
+        if (deltas) {
+            if (sse) {
+                const bool written = co_await write(events, false);
+                if (!written) co_return true;
+                events.clear();
+            }
+            timer.chunk_end();
+        }
+        if (!end) co_return false;
+        if (end->type == stream_chunk::kind::finish) {
+            co_await end_with(end->finish_reason);
+        } else {
+            co_await end_with_error(*end);
+        }
+        co_return true;
+    }
+
+    // Adds the events of the batch's deltas to `events` and takes its usage, up to its first finish
+    // or error, which it returns (null: none). Not a coroutine: none of this is kept in a frame
+    // while the write waits.
+    stream_chunk* collect(chunk_batch& chunks, bool& deltas) {
         for (auto& chunk : chunks) {
             switch (chunk.type) {
                 case stream_chunk::kind::delta: {
@@ -355,7 +432,7 @@ struct relay_state {
                     deltas = true;
                     const bool first_piece = out.text.empty();
                     out.text += chunk.text;
-                    if (sse) format.delta(events, id, chunk.text, first_piece);
+                    if (sse) format.delta(events, id(), chunk.text, first_piece);
                     break;
                 }
                 case stream_chunk::kind::usage:
@@ -364,49 +441,28 @@ struct relay_state {
                     out.usage_reported = true;
                     break;
                 case stream_chunk::kind::finish:
-                case stream_chunk::kind::error: {
-                    // Content never waits for the bookkeeping below.
-                    const bool flushed = co_await flush_deltas(deltas);
-                    if (!flushed) co_return true;
-                    if (chunk.type == stream_chunk::kind::finish) {
-                        co_await end_with(chunk.finish_reason);
-                    } else {
-                        co_await end_with_error(chunk);
-                    }
-                    co_return true;
-                }
+                case stream_chunk::kind::error:
+                    return &chunk;
             }
         }
-        const bool flushed = co_await flush_deltas(deltas);
-        co_return !flushed;
-    }
-
-    net::awaitable<bool> flush_deltas(bool deltas) {
-        if (!deltas) co_return true;
-        if (sse) {
-            const bool written = co_await write(events, false);
-            if (!written) co_return false;
-            events.clear();
-        }
-        timer.chunk_end();
-        co_return true;
+        return nullptr;
     }
 
     net::awaitable<void> end_with(const std::string& finish_reason) {
         timer.model_end();
         out.finish_reason = finish_reason.empty() ? "stop" : finish_reason;
-        if (routing) routing->report_success(model.config().name);
+        if (routing) routing->report_success(model().config().name);
         co_await report_final();
         if (sse) {
             events.clear();
-            format.final(events, id, out);
+            format.final(events, id(), out);
             co_await write(events, true);
             co_return;
         }
         http_response res{http_status::ok, ex.request().version()};
         res.set(boost::beast::http::field::content_type, "application/json");
-        res.set("X-Sluice-Route", route_header_value(id));
-        res.body() = format.whole(id, out);
+        res.set("X-Sluice-Route", route_header_value(id()));
+        res.body() = format.whole(id(), out);
         bool failed = false;
         try {
             co_await ex.respond(std::move(res));
@@ -444,13 +500,15 @@ struct relay_state {
         for (;;) {
             const auto cancellation = co_await net::this_coro::cancellation_state;
             if (cancelled(cancellation)) co_return;
+            // The next item may be seconds away (a slow model): the last batch's bytes (about 1 KiB)
+            // are not kept meanwhile, at the cost of one allocation per write.
+            events.release();
             auto [ec, item] = co_await channel.async_receive(net::as_tuple(net::use_awaitable));
             if (ec) co_return;  // cancelled: the race is decided elsewhere
             if (item.type == relay_item::kind::ping) {
                 if (sse) {
-                    sse_batch ping;
-                    ping.add_comment("ping");
-                    const bool written = co_await write(ping, false);
+                    events.add_comment("ping");  // `events` is empty between items
+                    const bool written = co_await write(events, false);
                     if (!written) co_return;
                 }
                 continue;
@@ -469,6 +527,7 @@ struct relay_state {
 
 }  // namespace
 
+// Not a coroutine: the candidate goes straight into the frame of the relay.
 net::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_request& request,
                                   const stream_identity& identity, const relay_options& options,
                                   stream_outcome& outcome, outcome_hook on_final) {
@@ -476,7 +535,7 @@ net::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_requ
     // Not owned: the caller keeps `model` alive for the call.
     candidates.push_back(
         {.model = provider_ptr(provider_ptr{}, &model), .request = request, .identity = identity});
-    co_await relay_stream(ex, std::move(candidates), options, outcome, std::move(on_final), nullptr);
+    return relay_stream(ex, std::move(candidates), options, outcome, std::move(on_final), nullptr);
 }
 
 std::string route_header_value(const stream_identity& identity) {
@@ -487,63 +546,27 @@ std::string route_header_value(const stream_identity& identity) {
            "; score=" + std::string(score.data(), end);
 }
 
-net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> candidates,
-                                  const relay_options& options, stream_outcome& outcome,
-                                  outcome_hook on_final, orchestrator* routing) {
-    if (candidates.empty()) throw std::invalid_argument("relay_stream: no candidate");
-    active_model model{candidates.front().model};
-    chat_request request = candidates.front().request;
-    stream_identity identity = candidates.front().identity;
-    const stream_format seed_format =
-        options.format ? stream_format{} : seed_stream_format(options.streaming);
-    relay_state state{ex,
-                      model,
-                      request,
-                      identity,
-                      options,
-                      outcome,
-                      std::move(on_final),
-                      options.format ? *options.format : seed_format};
-    state.routing = routing;
-    state.switch_model = [&](std::size_t index) {
-        model.set(candidates[index].model);
-        request = candidates[index].request;
-        identity = candidates[index].identity;
-        // Nothing written yet (no heartbeat either): the header can still name the model that answers.
-        if (state.sse && !state.sse->started()) {
-            auto head = ex.sse_head();
-            head.set("X-Sluice-Route", route_header_value(identity));
-            state.sse = &ex.open_sse(std::move(head));
-        }
-    };
-    metrics::get().route_decisions(model.config().role, identity.route_reason).inc();
-    std::optional<metrics::gauge_guard> live_stream;
-    if (options.streaming) live_stream.emplace(metrics::get().active_streams());
-    if (options.streaming) {
-        auto head = ex.sse_head();
-        head.set("X-Sluice-Route", route_header_value(identity));
-        state.sse = &ex.open_sse(std::move(head));
-    }
-    const auto executor = co_await net::this_coro::executor;
-    relay_channel channel{executor, k_channel_capacity};
-    ex.stream().expires_never();  // our own deadlines apply from here
+namespace {
 
-    // The heartbeat only matters for a stream; a JSON answer cannot carry comments.
-    const auto heartbeat = options.streaming
-                               ? std::chrono::duration_cast<clock::duration>(options.heartbeat_interval)
-                               : clock::duration::max() / 4;
-    const auto deadline = clock::now() + options.request_timeout;
-    bool timed_out = false;
-    // The first of the four to finish decides; the others are cancelled and return (none throws).
+// The four coroutines of the race, started together when awaited. Not a coroutine: the group of
+// operations moves into the returned awaitable, so it takes no room in relay_stream's frame.
+auto start_race(relay_state& state, relay_channel& channel, orchestrator* routing, clock::duration heartbeat,
+                clock::time_point deadline, bool& timed_out) {
+    const auto executor = channel.get_executor();
     auto race = net::experimental::make_parallel_group(
         net::co_spawn(executor, state.consume(channel), net::deferred),
-        net::co_spawn(executor, produce(candidates, channel, routing), net::deferred),
+        net::co_spawn(executor, produce(state.candidates, channel, routing), net::deferred),
         net::co_spawn(executor, watch(channel, state.last_write, heartbeat, deadline, timed_out),
                       net::deferred),
-        net::co_spawn(executor, ex.wait_for_disconnect(), net::deferred));
-    auto [order, consume_error, produce_error, watch_error, disconnect_error] =
-        co_await race.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
-    // The one that ended the race decides; what a loser threw while being cancelled does not matter.
+        net::co_spawn(executor, state.ex.wait_for_disconnect(), net::deferred));
+    return race.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
+}
+
+// Which of the race ended it (0 consume, 1 produce, 2 watch, 3 the disconnect watch); rethrows what
+// that one threw. What a loser threw while being cancelled does not matter.
+template <typename RaceResult>
+std::size_t race_winner(const RaceResult& result, std::string_view session_id) {
+    const auto& [order, consume_error, produce_error, watch_error, disconnect_error] = result;
     const std::array<std::exception_ptr, 4> errors{consume_error, produce_error, watch_error,
                                                    disconnect_error};
     if (errors[order[0]]) std::rethrow_exception(errors[order[0]]);
@@ -552,30 +575,71 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
         try {
             std::rethrow_exception(error);
         } catch (const std::exception& e) {
-            spdlog::debug("session {}: a cancelled relay branch threw: {}", identity.session_id, e.what());
+            spdlog::debug("session {}: a cancelled relay branch threw: {}", session_id, e.what());
         }
     }
+    return order[0];
+}
+
+// The deadline passed before the answer was complete: the model is blamed, and the client hears it
+// when it still can.
+net::awaitable<void> end_timed_out(relay_state& state, const relay_options& options) {
+    if (state.routing) state.routing->report_failure(state.model().config().name, failure_kind::timeout);
+    state.out.finish_reason = "error";
+    state.out.error = api_error{.code = 504,
+                                .message = "request timed out after " +
+                                           std::to_string(options.request_timeout.count() / 1000) + " s"};
+    co_await state.report_final();
+    if (!(state.sse && state.sse->broken())) {
+        try {
+            co_await (state.write_error(*state.out.error) || expire_after(k_final_write_timeout));
+        } catch (const std::exception&) {
+        }
+    }
+}
+
+}  // namespace
+
+// Its frame lives for the whole stream: whatever is needed only before or after the race is in the
+// functions above, and the state refers to the candidates rather than copying one.
+net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> candidates,
+                                  const relay_options& options, stream_outcome& outcome,
+                                  outcome_hook on_final, orchestrator* routing) {
+    if (candidates.empty()) throw std::invalid_argument("relay_stream: no candidate");
+    std::unique_ptr<const stream_format> seed_format;
+    if (!options.format)
+        seed_format = std::make_unique<const stream_format>(seed_stream_format(options.streaming));
+    relay_state state{ex,      candidates, &candidates.front(),
+                      outcome, on_final,   options.format ? *options.format : *seed_format};
+    state.routing = routing;
+    metrics::get().route_decisions(state.model().config().role, state.id().route_reason).inc();
+    std::optional<metrics::gauge_guard> live_stream;
+    if (options.streaming) live_stream.emplace(metrics::get().active_streams());
+    if (options.streaming) state.open_sse();
+    const auto executor = co_await net::this_coro::executor;
+    relay_channel channel{executor, k_channel_capacity};
+    ex.stream().expires_never();  // our own deadlines apply from here
+
+    // The heartbeat only matters for a stream; a JSON answer cannot carry comments.
+    const auto heartbeat = options.streaming
+                               ? std::chrono::duration_cast<clock::duration>(options.heartbeat_interval)
+                               : clock::duration::max() / 4;
+    bool timed_out = false;
+    // The first of the four to finish decides; the others are cancelled and return (none throws).
+    auto race =
+        start_race(state, channel, routing, heartbeat, clock::now() + options.request_timeout, timed_out);
+    const auto result = co_await std::move(race);
+    const auto winner = race_winner(result, state.id().session_id);
     // Cancelled from outside (the server shutting down): nothing more may be awaited.
     const auto cancellation = co_await net::this_coro::cancellation_state;
     if (cancelled(cancellation)) throw boost::system::system_error(net::error::operation_aborted);
-    if (order[0] == 3) outcome.client_gone = true;
-    if (order[0] == 2 && timed_out) outcome.timed_out = true;
+    if (winner == 3) outcome.client_gone = true;
+    if (winner == 2 && timed_out) outcome.timed_out = true;
     if (outcome.client_gone) {
         if (!state.final_reported) outcome.finish_reason = "cancelled";
         ex.close_after();
     } else if (outcome.timed_out && !state.final_reported) {
-        if (routing) routing->report_failure(model.config().name, failure_kind::timeout);
-        outcome.finish_reason = "error";
-        outcome.error = api_error{.code = 504,
-                                  .message = "request timed out after " +
-                                             std::to_string(options.request_timeout.count() / 1000) + " s"};
-        co_await state.report_final();
-        if (!(state.sse && state.sse->broken())) {
-            try {
-                co_await (state.write_error(*outcome.error) || expire_after(k_final_write_timeout));
-            } catch (const std::exception&) {
-            }
-        }
+        co_await end_timed_out(state, options);
     }
     co_await state.report_final();
     if (state.sse && !state.sse->finished() && !state.responded_whole) ex.close_after();

@@ -17,6 +17,13 @@ namespace {
 // Bytes a client may pipeline while its previous request streams; past this we stop reading (and
 // so stop noticing a disconnect until a write fails) rather than buffer without bound.
 constexpr std::size_t k_max_pipelined_bytes = 64 * 1024;
+
+// Its own coroutine: the timer would otherwise take room in wait_for_disconnect's frame for the
+// whole stream.
+net::awaitable<void> wait_until_cancelled() {
+    net::steady_timer forever{co_await net::this_coro::executor, net::steady_timer::time_point::max()};
+    co_await forever.async_wait(net::as_tuple(net::use_awaitable));
+}
 }  // namespace
 
 exchange::exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer, http_request request,
@@ -84,9 +91,7 @@ net::awaitable<void> exchange::wait_for_disconnect() {
         const auto cancellation = co_await net::this_coro::cancellation_state;
         if (cancellation.cancelled() != net::cancellation_type::none) co_return;
         if (buffer_.size() >= k_max_pipelined_bytes) {
-            net::steady_timer forever{co_await net::this_coro::executor,
-                                      net::steady_timer::time_point::max()};
-            co_await forever.async_wait(net::as_tuple(net::use_awaitable));
+            co_await wait_until_cancelled();
             co_return;
         }
         // Wait for the socket to turn readable before taking a buffer: a stream may wait minutes

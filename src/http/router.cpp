@@ -72,25 +72,25 @@ http_response router::error_for(const http_request& request, std::string_view pa
     return json_error_response(request, error);
 }
 
-net::awaitable<void> router::dispatch(exchange& ex) const {
+// Routes and authenticates; sets `found` to the matched route (for the request count) and returns
+// whether its handler may run, having answered the request itself when not. A coroutine of its own:
+// its frame (the error responses, the auth check) is gone while the handler runs.
+net::awaitable<bool> router::open_route(exchange& ex, const route*& found) const {
     const auto& req = ex.request();
     auto m = match(req.method(), ex.path(), &ex);
-    // One count per request on every exit; the label is the route pattern, never the raw path.
-    const std::string_view endpoint = m.matched ? std::string_view{m.matched->pattern} : "unmatched";
-    metrics::at_scope_exit count{
-        [&] { metrics::get().requests(endpoint, ex.status() ? ex.status() : 499).inc(); }};
+    found = m.matched;
     if (m.result == route_match::outcome::not_found) {
         const api_error error{.code = 404, .message = "no such endpoint"};
         auto res = json_error_response(req, error);
         co_await ex.respond(std::move(res));
-        co_return;
+        co_return false;
     }
     if (m.result == route_match::outcome::method_not_allowed) {
         const api_error error{.code = 405, .message = "method not allowed; use " + m.allow};
         auto res = json_error_response(req, error);
         res.set(http::field::allow, m.allow);
         co_await ex.respond(std::move(res));
-        co_return;
+        co_return false;
     }
     const route& r = *m.matched;
     if (r.options.needs_auth) {
@@ -102,17 +102,16 @@ net::awaitable<void> router::dispatch(exchange& ex) const {
             auto res = r.options.format_error(req, result.error);
             if (result.error.code == 401) res.set(http::field::www_authenticate, "Bearer");
             co_await ex.respond(std::move(res));
-            co_return;
+            co_return false;
         }
         ex.set_key(std::move(*result.key));
     }
-    std::string failure;
-    try {
-        co_await r.handler(ex);
-        co_return;
-    } catch (const std::exception& e) {
-        failure = e.what();
-    }
+    co_return true;
+}
+
+// A handler threw: a 500 when nothing was sent yet, else the connection closes after this request.
+net::awaitable<void> router::handler_failed(exchange& ex, const route& r, const std::string& failure) const {
+    const auto& req = ex.request();
     // A failed write means the peer is gone; anything else is a bug worth a log line.
     spdlog::error("{} {}: handler failed: {}", std::string(http::to_string(req.method())),
                   std::string(ex.path()), failure);
@@ -123,6 +122,27 @@ net::awaitable<void> router::dispatch(exchange& ex) const {
     } else {
         ex.close_after();
     }
+}
+
+// The frame of this coroutine lives as long as the handler (a stream: minutes), so everything
+// else is in open_route and handler_failed.
+net::awaitable<void> router::dispatch(exchange& ex) const {
+    const route* found = nullptr;
+    // One count per request on every exit; the label is the route pattern, never the raw path.
+    metrics::at_scope_exit count{[&] {
+        const std::string_view endpoint = found ? std::string_view{found->pattern} : "unmatched";
+        metrics::get().requests(endpoint, ex.status() ? ex.status() : 499).inc();
+    }};
+    const bool open = co_await open_route(ex, found);
+    if (!open) co_return;
+    std::string failure;
+    try {
+        co_await found->handler(ex);
+        co_return;
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    co_await handler_failed(ex, *found, failure);
 }
 
 }  // namespace sluice

@@ -59,6 +59,9 @@ class router {
 
   private:
     static bool matches(std::string_view pattern, std::string_view path, exchange* ex);
+    boost::asio::awaitable<bool> open_route(exchange& ex, const route*& found) const;
+    boost::asio::awaitable<void> handler_failed(exchange& ex, const route& r,
+                                                const std::string& failure) const;
 
     authenticator* auth_;
     std::vector<route> routes_;

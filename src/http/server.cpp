@@ -16,6 +16,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <csignal>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -263,16 +264,18 @@ net::awaitable<void> http_server::accept_loop() {
     }
 }
 
+// The frame of this coroutine lives as long as the connection, a stream included, so reading and
+// rejecting a request is done in read_request, whose frame (the parser, the error responses) is gone
+// while the request is served.
 net::awaitable<void> http_server::serve_connection(slot_ptr slot, beast::tcp_stream stream) {
     beast::flat_buffer buffer;
-    const auto idle_timeout = std::chrono::seconds{cfg_.idle_timeout_s};
-    const auto header_timeout = std::chrono::seconds{cfg_.header_timeout_s};
+    std::optional<exchange> ex;
     try {
         for (;;) {
             slot->busy = false;
             if (draining_) break;
             if (buffer.size() == 0) {
-                stream.expires_after(idle_timeout);
+                stream.expires_after(std::chrono::seconds{cfg_.idle_timeout_s});
                 auto [ec, n] =
                     co_await stream.async_read_some(buffer.prepare(8192), net::as_tuple(net::use_awaitable));
                 if (ec) break;  // closed, idle too long, or shutting down
@@ -280,72 +283,81 @@ net::awaitable<void> http_server::serve_connection(slot_ptr slot, beast::tcp_str
             }
             slot->busy = true;
             const auto started = std::chrono::steady_clock::now();
-
-            http::request_parser<http::string_body> parser;
-            parser.header_limit(k_header_limit);
-            parser.body_limit(cfg_.max_body_bytes);
-            stream.expires_after(header_timeout);
-            auto [ec, n] =
-                co_await http::async_read_header(stream, buffer, parser, net::as_tuple(net::use_awaitable));
-            if (ec == http::error::body_limit) {
-                const auto error = too_large_error();
-                co_await reject(stream, buffer, parser.get(), error);
-                break;
-            }
-            if (ec) {
-                if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-                    ec == net::error::eof || ec == net::error::operation_aborted ||
-                    ec == net::error::connection_reset) {
-                    break;
-                }
-                api_error error{.code = ec == http::error::header_limit ? 431 : 400,
-                                .message = "malformed HTTP request: " + ec.message()};
-                const http_request unknown{http_verb::unknown, "/", 11};
-                co_await reject(stream, buffer, unknown, error);
-                break;
-            }
-            auto expect = parser.get()[http::field::expect];
-            if (!parser.is_done() && iequals(expect, "100-continue")) {
-                static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
-                co_await net::async_write(stream, net::buffer(k_continue), net::use_awaitable);
-            }
-            if (!parser.is_done()) {
-                stream.expires_after(header_timeout);  // the body must arrive as promptly as the head
-                auto [body_ec, body_n] =
-                    co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
-                if (body_ec == http::error::body_limit) {
-                    const auto error = too_large_error();
-                    co_await reject(stream, buffer, parser.get(), error);
-                    break;
-                }
-                if (body_ec) {
-                    if (body_ec != beast::error::timeout && body_ec != http::error::partial_message &&
-                        body_ec != net::error::operation_aborted && body_ec != net::error::connection_reset) {
-                        const api_error error{.code = 400,
-                                              .message = "malformed HTTP request: " + body_ec.message()};
-                        co_await reject(stream, buffer, parser.get(), error);
-                    }
-                    break;
-                }
-            }
-            stream.expires_never();
-            const bool keep_alive = parser.keep_alive() && !draining_;
-            // A stream may last minutes: it should not hold the read buffer (8 KiB or more) meanwhile.
-            if (buffer.size() == 0) buffer.shrink_to_fit();
-            exchange ex{stream, buffer, parser.release(), keep_alive};
-            co_await routes_.dispatch(ex);
+            co_await read_request(stream, buffer, ex);
+            if (!ex) break;  // the connection cannot go on: closed, or an error response went out
+            co_await routes_.dispatch(*ex);
             const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::steady_clock::now() - started);
-            spdlog::debug("{} {} {} ms{}", std::string(http::to_string(ex.request().method())),
-                          std::string(ex.path()), elapsed.count(), ex.peer_gone() ? " (client left)" : "");
-            if (!ex.reusable()) break;
+            spdlog::debug("{} {} {} ms{}", std::string(http::to_string(ex->request().method())),
+                          std::string(ex->path()), elapsed.count(), ex->peer_gone() ? " (client left)" : "");
+            const bool reusable = ex->reusable();
+            ex.reset();
+            if (!reusable) break;
         }
     } catch (const std::exception& e) {
         spdlog::debug("connection: {}", e.what());
     }
+    ex.reset();
     boost::system::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.socket().close(ec);
+}
+
+// Reads one request into `ex`; leaves `ex` empty when the connection cannot go on (closed, timed
+// out, or a malformed or too large request, which is answered here).
+net::awaitable<void> http_server::read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                               std::optional<exchange>& ex) {
+    const auto header_timeout = std::chrono::seconds{cfg_.header_timeout_s};
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(k_header_limit);
+    parser.body_limit(cfg_.max_body_bytes);
+    stream.expires_after(header_timeout);
+    auto [ec, n] =
+        co_await http::async_read_header(stream, buffer, parser, net::as_tuple(net::use_awaitable));
+    if (ec == http::error::body_limit) {
+        const auto error = too_large_error();
+        co_await reject(stream, buffer, parser.get(), error);
+        co_return;
+    }
+    if (ec) {
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::eof ||
+            ec == net::error::operation_aborted || ec == net::error::connection_reset) {
+            co_return;
+        }
+        api_error error{.code = ec == http::error::header_limit ? 431 : 400,
+                        .message = "malformed HTTP request: " + ec.message()};
+        const http_request unknown{http_verb::unknown, "/", 11};
+        co_await reject(stream, buffer, unknown, error);
+        co_return;
+    }
+    auto expect = parser.get()[http::field::expect];
+    if (!parser.is_done() && iequals(expect, "100-continue")) {
+        static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await net::async_write(stream, net::buffer(k_continue), net::use_awaitable);
+    }
+    if (!parser.is_done()) {
+        stream.expires_after(header_timeout);  // the body must arrive as promptly as the head
+        auto [body_ec, body_n] =
+            co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
+        if (body_ec == http::error::body_limit) {
+            const auto error = too_large_error();
+            co_await reject(stream, buffer, parser.get(), error);
+            co_return;
+        }
+        if (body_ec) {
+            if (body_ec != beast::error::timeout && body_ec != http::error::partial_message &&
+                body_ec != net::error::operation_aborted && body_ec != net::error::connection_reset) {
+                const api_error error{.code = 400, .message = "malformed HTTP request: " + body_ec.message()};
+                co_await reject(stream, buffer, parser.get(), error);
+            }
+            co_return;
+        }
+    }
+    stream.expires_never();
+    const bool keep_alive = parser.keep_alive() && !draining_;
+    // A stream may last minutes: it should not hold the read buffer (8 KiB or more) meanwhile.
+    if (buffer.size() == 0) buffer.shrink_to_fit();
+    ex.emplace(stream, buffer, parser.release(), keep_alive);
 }
 
 api_error http_server::too_large_error() const {

@@ -17,6 +17,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,8 @@ class http_server {
 
     boost::asio::awaitable<void> accept_loop();
     boost::asio::awaitable<void> serve_connection(slot_ptr slot, boost::beast::tcp_stream stream);
+    boost::asio::awaitable<void> read_request(boost::beast::tcp_stream& stream,
+                                              boost::beast::flat_buffer& buffer, std::optional<exchange>& ex);
     boost::asio::awaitable<void> reject(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
                                         const http_request& request, const api_error& error);
     boost::asio::awaitable<void> lingering_close(boost::beast::tcp_stream& stream);

@@ -114,6 +114,24 @@ net::awaitable<void> sse_writer::finish() {
     if (ec) throw boost::system::system_error(ec, "sse write");
 }
 
+// The head is serialized here rather than written on its own: it leaves with the first event. Not
+// in send(): a coroutine's frame would keep the serializer while the write waits, and head_'s
+// fields are let go once they are bytes.
+boost::system::error_code sse_writer::serialize_head() {
+    http::response_serializer<http::empty_body> serializer{head_};
+    serializer.split(true);
+    boost::system::error_code ec;
+    while (!ec && !serializer.is_header_done()) {
+        serializer.next(ec, [&](boost::system::error_code&, const auto& pieces) {
+            for (const auto piece : boost::beast::buffers_range_ref(pieces))
+                head_bytes_.append(static_cast<const char*>(piece.data()), piece.size());
+            serializer.consume(boost::asio::buffer_size(pieces));
+        });
+    }
+    if (!ec) head_.clear();  // the status stays, for status()
+    return ec;
+}
+
 net::awaitable<boost::system::error_code> sse_writer::send(const sse_batch& batch, bool last) {
     // [DONE] in its own chunk, then the last chunk: what make_chunk + make_chunk_last write.
     static constexpr std::string_view k_done_and_end = "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
@@ -123,17 +141,7 @@ net::awaitable<boost::system::error_code> sse_writer::send(const sse_batch& batc
     std::size_t count = 0;
     if (!started_) {
         started_ = true;
-        // The head is serialized here rather than written on its own: it leaves with the first event.
-        http::response_serializer<http::empty_body> serializer{head_};
-        serializer.split(true);
-        boost::system::error_code ec;
-        while (!ec && !serializer.is_header_done()) {
-            serializer.next(ec, [&](boost::system::error_code&, const auto& pieces) {
-                for (const auto piece : boost::beast::buffers_range_ref(pieces))
-                    head_bytes_.append(static_cast<const char*>(piece.data()), piece.size());
-                serializer.consume(boost::asio::buffer_size(pieces));
-            });
-        }
+        const auto ec = serialize_head();
         if (ec) {
             broken_ = true;
             co_return ec;

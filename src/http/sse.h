@@ -30,6 +30,8 @@ class sse_batch {
 
     bool empty() const { return bytes_.empty(); }
     void clear() { bytes_.clear(); }
+    // clear() that also gives the memory back, for a batch that may now sit idle for long.
+    void release() { std::string{}.swap(bytes_); }
     std::string_view wire_bytes() const { return bytes_; }
 
   private:
@@ -84,6 +86,8 @@ class sse_writer {
     boost::asio::awaitable<void> fail(http_status status, std::string_view event_json, int retry_after_s);
 
   private:
+    boost::system::error_code serialize_head();
+
     boost::beast::tcp_stream& stream_;
     header head_;
     std::string head_bytes_;  // the serialized head, sent with the first write
