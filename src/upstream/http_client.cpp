@@ -259,12 +259,7 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
                     if (!piece_) piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
                     error_code parse_error;
                     const std::size_t got = parse_buffered(piece_.get(), piece_size_, parse_error);
-                    if (parse_error) {
-                        abort();
-                        co_return upstream_error{
-                            classify(parse_error, total, upstream_failure::idle_timeout),
-                            "reading from " + pool_->origin().origin() + ": " + parse_error.message()};
-                    }
+                    if (parse_error) co_return read_failure(parse_error, total);
                     if (got > 0 || parser_->is_done()) {
                         out.append(piece_.get(), got);
                         if (parser_->is_done()) finish();
@@ -276,16 +271,8 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
                 connection_->buffer.shrink_to_fit();  // keeps the few bytes the parser left
                 const error_code waited = co_await wait_readable(*connection_->plain, read_deadline);
                 bool cancelled_waiting = co_await is_cancelled();
-                if (cancelled_waiting) {
-                    abort();
-                    co_return upstream_error{upstream_failure::cancelled, "cancelled by the caller"};
-                }
-                if (waited) {
-                    abort();
-                    co_return upstream_error{
-                        classify(waited, total, upstream_failure::idle_timeout),
-                        "reading from " + pool_->origin().origin() + ": " + waited.message()};
-                }
+                if (cancelled_waiting) co_return cancelled_read();
+                if (waited) co_return read_failure(waited, total);
                 connection_->buffer.reserve(k_small_piece_bytes);
             }
             if (!piece_) piece_ = std::make_unique_for_overwrite<char[]>(piece_size_);
@@ -304,15 +291,8 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
             out.append(piece, got);
             if (!ec) fit_read_size(got);
             bool cancelled_now = co_await is_cancelled();
-            if (cancelled_now) {
-                abort();
-                co_return upstream_error{upstream_failure::cancelled, "cancelled by the caller"};
-            }
-            if (ec) {
-                abort();
-                co_return upstream_error{classify(ec, total, upstream_failure::idle_timeout),
-                                         "reading from " + pool_->origin().origin() + ": " + ec.message()};
-            }
+            if (cancelled_now) co_return cancelled_read();
+            if (ec) co_return read_failure(ec, total);
             if (parser_->is_done()) finish();
             if (got > 0 || done_) co_return upstream_error{};
         }
@@ -323,6 +303,17 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
     }
     abort();
     co_return failure;
+}
+
+upstream_error upstream_response::cancelled_read() {
+    abort();
+    return {upstream_failure::cancelled, "cancelled by the caller"};
+}
+
+upstream_error upstream_response::read_failure(const error_code& ec, bool total_deadline) {
+    abort();
+    return {classify(ec, total_deadline, upstream_failure::idle_timeout),
+            "reading from " + pool_->origin().origin() + ": " + ec.message()};
 }
 
 std::size_t upstream_response::parse_buffered(char* data, std::size_t size, error_code& ec) {

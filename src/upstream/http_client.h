@@ -76,6 +76,9 @@ class upstream_response {
                                                                                          char* data,
                                                                                          std::size_t size);
     void finish();
+    // Close the connection and say why a read failed.
+    upstream_error read_failure(const boost::system::error_code& ec, bool total_deadline);
+    upstream_error cancelled_read();
     // Parses what the read buffer holds into data[0, size), without reading: the body bytes.
     std::size_t parse_buffered(char* data, std::size_t size, boost::system::error_code& ec);
     // Shrinks the read buffers after a run of small reads, grows them on a big one.
