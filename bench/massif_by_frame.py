@@ -35,8 +35,6 @@ while k<len(lines) and lines[k].startswith(' ') or (k<len(lines) and lines[k].st
     stack=stack[:ind]; stack.append(desc)
     if nch==0:
         lab=None
-        for d in reversed(stack):
-            pass
         for d in stack[1:]:
             if pat.search(d):
                 mm=re.search(r'(sluice::[A-Za-z_:<>0-9]+)',d); lab=(mm.group(1) if mm else d[:80]); 
