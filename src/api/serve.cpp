@@ -118,7 +118,7 @@ int run_serve(const config& cfg) {
         }
         clean = server.run();
         try {
-            usage.flush();
+            usage.flush();  // here, not only in its destructor: an unclean stop leaves with _Exit below
         } catch (const std::exception& e) {
             spdlog::error("usage counts not written at shutdown: {}", e.what());
         }

@@ -23,6 +23,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "core/cancellation.h"
 #include "core/json_text.h"
 #include "core/metrics.h"
 #include "routing/orchestrator.h"
@@ -133,13 +134,6 @@ net::awaitable<bool> send_item(relay_channel& channel, relay_item item) {
     auto [ec] = co_await channel.async_send(boost::system::error_code{}, std::move(item),
                                             net::as_tuple(net::use_awaitable));
     co_return !ec;
-}
-
-net::awaitable<void> wait_until_cancelled() {
-    const auto cancellation = co_await net::this_coro::cancellation_state;
-    if (cancelled(cancellation)) co_return;
-    net::steady_timer forever{co_await net::this_coro::executor, net::steady_timer::time_point::max()};
-    co_await forever.async_wait(net::as_tuple(net::use_awaitable));
 }
 
 bool is_local(const provider& model) {
@@ -272,10 +266,10 @@ net::awaitable<void> produce(std::vector<relay_candidate>& candidates, relay_cha
 }
 
 // One timer for both: queues a heartbeat whenever nothing was written for `heartbeat`, and ends the
-// race when `deadline` passes (setting `timed_out`). The writer stays the only one touching the
-// socket; a full channel means data is flowing, so no ping is needed then.
+// race when `deadline` passes (the only way it returns uncancelled, so winning means timing out). The writer
+// stays the only one touching the socket; a full channel means data is flowing, so no ping is needed then.
 net::awaitable<void> watch(relay_channel& channel, const clock::time_point& last_write,
-                           clock::duration heartbeat, clock::time_point deadline, bool& timed_out) {
+                           clock::duration heartbeat, clock::time_point deadline) {
     net::steady_timer timer{co_await net::this_coro::executor};
     clock::time_point last_ping{};
     for (;;) {
@@ -284,10 +278,7 @@ net::awaitable<void> watch(relay_channel& channel, const clock::time_point& last
         const auto state = co_await net::this_coro::cancellation_state;
         if (ec || cancelled(state)) co_return;
         const auto now = clock::now();
-        if (now >= deadline) {
-            timed_out = true;
-            co_return;
-        }
+        if (now >= deadline) co_return;
         if (now - std::max(last_write, last_ping) < heartbeat) continue;
         channel.try_send(boost::system::error_code{}, relay_item{.type = relay_item::kind::ping});
         last_ping = now;
@@ -399,7 +390,6 @@ struct relay_state {
     // Writes one batch: its deltas as one write; a finish or an error ends the stream (after the
     // deltas before it went out). True when the stream is over.
     net::awaitable<bool> take_batch(chunk_batch& chunks) {
-        events.clear();
         bool deltas = false;  // since the last write
         stream_chunk* const end = collect(chunks, deltas);
         // Content never waits for the bookkeeping of the end.
@@ -407,7 +397,6 @@ struct relay_state {
             if (sse) {
                 const bool written = co_await write(events, false);
                 if (!written) co_return true;
-                events.clear();
             }
             timer.chunk_end();
         }
@@ -527,17 +516,6 @@ struct relay_state {
 
 }  // namespace
 
-// Not a coroutine: the candidate goes straight into the frame of the relay.
-net::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_request& request,
-                                  const stream_identity& identity, const relay_options& options,
-                                  stream_outcome& outcome, outcome_hook on_final) {
-    std::vector<relay_candidate> candidates;
-    // Not owned: the caller keeps `model` alive for the call.
-    candidates.push_back(
-        {.model = provider_ptr(provider_ptr{}, &model), .request = request, .identity = identity});
-    return relay_stream(ex, std::move(candidates), options, outcome, std::move(on_final), nullptr);
-}
-
 std::string route_header_value(const stream_identity& identity) {
     std::array<char, 32> score{};
     auto [end, ec] = std::to_chars(score.data(), score.data() + score.size(), identity.route_score);
@@ -550,14 +528,13 @@ namespace {
 
 // The four coroutines of the race, started together when awaited. Not a coroutine: the group of
 // operations moves into the returned awaitable, so it takes no room in relay_stream's frame.
-auto start_race(relay_state& state, relay_channel& channel, orchestrator* routing, clock::duration heartbeat,
-                clock::time_point deadline, bool& timed_out) {
+auto start_race(relay_state& state, relay_channel& channel, clock::duration heartbeat,
+                clock::time_point deadline) {
     const auto executor = channel.get_executor();
     auto race = net::experimental::make_parallel_group(
         net::co_spawn(executor, state.consume(channel), net::deferred),
-        net::co_spawn(executor, produce(state.candidates, channel, routing), net::deferred),
-        net::co_spawn(executor, watch(channel, state.last_write, heartbeat, deadline, timed_out),
-                      net::deferred),
+        net::co_spawn(executor, produce(state.candidates, channel, state.routing), net::deferred),
+        net::co_spawn(executor, watch(channel, state.last_write, heartbeat, deadline), net::deferred),
         net::co_spawn(executor, state.ex.wait_for_disconnect(), net::deferred));
     return race.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
 }
@@ -624,17 +601,15 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
     const auto heartbeat = options.streaming
                                ? std::chrono::duration_cast<clock::duration>(options.heartbeat_interval)
                                : clock::duration::max() / 4;
-    bool timed_out = false;
     // The first of the four to finish decides; the others are cancelled and return (none throws).
-    auto race =
-        start_race(state, channel, routing, heartbeat, clock::now() + options.request_timeout, timed_out);
+    auto race = start_race(state, channel, heartbeat, clock::now() + options.request_timeout);
     const auto result = co_await std::move(race);
     const auto winner = race_winner(result, state.id().session_id);
     // Cancelled from outside (the server shutting down): nothing more may be awaited.
     const auto cancellation = co_await net::this_coro::cancellation_state;
     if (cancelled(cancellation)) throw boost::system::system_error(net::error::operation_aborted);
     if (winner == 3) outcome.client_gone = true;
-    if (winner == 2 && timed_out) outcome.timed_out = true;
+    if (winner == 2) outcome.timed_out = true;
     if (outcome.client_gone) {
         if (!state.final_reported) outcome.finish_reason = "cancelled";
         ex.close_after();

@@ -80,10 +80,6 @@ struct relay_options {
 // request on the same session already sees this turn), or after the stream when it was cut.
 using outcome_hook = std::function<boost::asio::awaitable<void>(const stream_outcome&)>;
 
-boost::asio::awaitable<void> relay_stream(exchange& ex, provider& model, const chat_request& request,
-                                          const stream_identity& identity, const relay_options& options,
-                                          stream_outcome& outcome, outcome_hook on_final);
-
 class orchestrator;
 
 // One model the relay may stream from: the request shaped for it (history trimmed to its context,

@@ -8,6 +8,8 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/system/system_error.hpp>
 
+#include "core/cancellation.h"
+
 namespace sluice {
 
 namespace net = boost::asio;
@@ -17,13 +19,6 @@ namespace {
 // Bytes a client may pipeline while its previous request streams; past this we stop reading (and
 // so stop noticing a disconnect until a write fails) rather than buffer without bound.
 constexpr std::size_t k_max_pipelined_bytes = 64 * 1024;
-
-// Its own coroutine: the timer would otherwise take room in wait_for_disconnect's frame for the
-// whole stream.
-net::awaitable<void> wait_until_cancelled() {
-    net::steady_timer forever{co_await net::this_coro::executor, net::steady_timer::time_point::max()};
-    co_await forever.async_wait(net::as_tuple(net::use_awaitable));
-}
 }  // namespace
 
 exchange::exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer, http_request request,

@@ -1,5 +1,7 @@
 #include "providers/cloud_common.h"
 
+#include "core/cancellation.h"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/this_coro.hpp>
@@ -150,13 +152,8 @@ stream_chunk upstream_status_chunk(unsigned status, std::string_view body, std::
                                "upstream refused the request (HTTP " + std::to_string(status) + ")" + suffix);
 }
 
-boost::asio::awaitable<bool> caller_cancelled() {
-    auto state = co_await boost::asio::this_coro::cancellation_state;
-    co_return state.cancelled() != boost::asio::cancellation_type::none;
-}
-
 boost::asio::awaitable<bool> emit_batch(const chunk_sink& sink, chunk_batch& batch) {
-    bool cancelled = co_await caller_cancelled();
+    bool cancelled = co_await is_cancelled();
     if (cancelled) {
         batch.clear();
         co_return false;

@@ -59,11 +59,10 @@ inline int estimate_tokens(std::string_view text) {
     return static_cast<int>((text.size() + 3) / 4);
 }
 
-boost::asio::awaitable<bool> caller_cancelled();
-
 // Parses the JSON of upstream events, one after the other, without a heap allocation per event: one
-// parser for the whole stream, and each value built in a fixed buffer that the next parse reuses (an
-// event too big for it spills to the heap). Same rules as boost::json::parse.
+// parser reused for every event (one per io thread, see thread_event_json_parser), and each value
+// built in a fixed buffer that the next parse reuses (an event too big for it spills to the heap).
+// Same rules as boost::json::parse.
 class event_json_parser {
   public:
     event_json_parser();

@@ -19,6 +19,7 @@
 #include <cerrno>
 
 #include "core/api_error.h"
+#include "core/cancellation.h"
 
 namespace sluice {
 namespace net = boost::asio;
@@ -29,11 +30,6 @@ using net::experimental::awaitable_operators::operator||;
 namespace {
 
 constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
-
-net::awaitable<bool> is_cancelled() {
-    auto state = co_await net::this_coro::cancellation_state;
-    co_return state.cancelled() != net::cancellation_type::none;
-}
 
 bool is_ip_literal(const std::string& host) {
     boost::system::error_code ec;

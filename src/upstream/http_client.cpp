@@ -15,6 +15,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "core/cancellation.h"
+
 namespace sluice {
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -29,14 +31,9 @@ constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
 // for them holding no buffer (see read_some). A response starts small, grows on the first read that
 // needs more, and drops back after k_small_reads small reads in a row. At 10,000 waiting streams
 // the two 16 KiB buffers were 6 KiB of RSS each, and freed blocks are not given back in time.
-constexpr std::size_t k_piece_bytes = 16 * 1024;
-constexpr std::size_t k_small_piece_bytes = 1024;
+constexpr std::size_t k_piece_bytes = upstream_response::k_large_read;
+constexpr std::size_t k_small_piece_bytes = upstream_response::k_small_read;
 constexpr int k_small_reads = 4;
-
-net::awaitable<bool> is_cancelled() {
-    auto state = co_await net::this_coro::cancellation_state;
-    co_return state.cancelled() != net::cancellation_type::none;
-}
 
 // Waits until `stream` has bytes to read (or its peer closed it): beast::error::timeout at `deadline`.
 net::awaitable<error_code> wait_readable(beast::tcp_stream& stream, steady_time deadline) {
@@ -242,9 +239,8 @@ net::awaitable<upstream_error> upstream_response::read_some(std::string& out) {
     if (done_) co_return upstream_error{};
     if (!connection_)
         co_return upstream_error{upstream_failure::closed, "the upstream connection was closed"};
-    // A buffer of the response's own, not an array in this coroutine's frame: a frame that large is
-    // a fresh heap block on every read, where a small one is recycled. Left uninitialised, so that a
-    // slow stream whose reads are a few hundred bytes keeps one page of it resident, not 16 KiB.
+    // The body piece is a buffer of the response's own (piece_), not an array in this coroutine's
+    // frame: a frame that large is a fresh heap block on every read, where a small one is recycled.
     upstream_error failure;
     try {
         for (;;) {

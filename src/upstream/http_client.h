@@ -42,6 +42,8 @@ struct upstream_request {
 class upstream_response {
   public:
     using parser_type = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+    static constexpr std::size_t k_small_read = 1024;       // while the upstream is slow
+    static constexpr std::size_t k_large_read = 16 * 1024;  // while it fills whole pieces
 
     upstream_response(std::shared_ptr<connection_pool> pool, std::unique_ptr<upstream_connection> connection,
                       std::unique_ptr<parser_type> parser, http_client_options options, steady_time deadline);
@@ -64,7 +66,7 @@ class upstream_response {
     boost::asio::awaitable<bool> finish_body(std::chrono::milliseconds within);
 
     bool done() const { return done_; }
-    // How many bytes the next read may take (16 KiB, or 1 KiB while the upstream is slow).
+    // How many bytes the next read may take: k_large_read, or k_small_read while the upstream is slow.
     std::size_t read_size() const { return piece_size_; }
 
     // Closes the connection now (it is not pooled); later reads fail with `closed`.
@@ -90,7 +92,7 @@ class upstream_response {
     http_client_options options_;
     steady_time deadline_;
     std::unique_ptr<char[]> piece_;  // read_some's buffer (piece_size_ bytes)
-    std::size_t piece_size_ = 1024;
+    std::size_t piece_size_ = k_small_read;
     int small_reads_ = 0;  // reads in a row that would have fitted the small size
     bool done_ = false;
     bool slot_held_ = true;
