@@ -8,9 +8,9 @@
 #include <functional>
 #include <vector>
 
-#include "api/app.h"
 #include "http/router.h"
 #include "routing/orchestrator.h"
+#include "turn/app_context.h"
 
 namespace sluice {
 

@@ -1,7 +1,7 @@
 #pragma once
 // Operational endpoints: GET /healthz (no key), GET /readyz, GET /api/v1/models.
-#include "api/app.h"
 #include "http/router.h"
+#include "turn/app_context.h"
 
 namespace sluice {
 

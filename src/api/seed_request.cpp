@@ -14,7 +14,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::size_t k_max_session_id = 128;
-constexpr int k_cloud_token_limit = 128000;
 
 api_error bad_request(std::string message) {
     return {.code = 400, .message = std::move(message)};
@@ -36,11 +35,6 @@ const json::value* field(const json::object& object, std::string_view name) {
 }
 
 }  // namespace
-
-int model_token_limit(const model_config& model) {
-    if (model.max_tokens_limit > 0) return model.max_tokens_limit;
-    return model.provider == "llama" ? model.n_ctx : k_cloud_token_limit;
-}
 
 bool is_well_formed_utf8(std::string_view text) {
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());

@@ -23,12 +23,6 @@ struct seed_request {
     bool stream = false;
 };
 
-inline constexpr int k_default_max_tokens = 1024;
-inline constexpr double k_default_temperature = 0.7;
-
-// The largest max_tokens a model accepts: its max_tokens_limit, else n_ctx (local) or 128000.
-int model_token_limit(const model_config& model);
-
 bool is_well_formed_utf8(std::string_view text);
 bool is_valid_session_id(std::string_view id);
 

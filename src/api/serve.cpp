@@ -9,16 +9,13 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "api/app.h"
-#include "api/chat_api.h"
 #include "api/metrics_api.h"
-#include "api/openai_compat.h"
+#include "api/openai_chat.h"
 #include "api/ops_api.h"
-#include "api/session_locks.h"
+#include "api/seed_api.h"
 #include "api/sessions_api.h"
 #include "api/ui.h"
 #include "api/usage_api.h"
-#include "api/usage_ledger.h"
 #include "core/ids.h"
 #include "http/auth.h"
 #include "http/server.h"
@@ -28,6 +25,9 @@
 #include "providers/openai_provider.h"
 #include "routing/orchestrator.h"
 #include "store/store.h"
+#include "turn/app_context.h"
+#include "turn/session_locks.h"
+#include "turn/usage_ledger.h"
 
 namespace sluice {
 

@@ -13,10 +13,11 @@
 #include <optional>
 
 #include "api/seed_request.h"
-#include "api/session_locks.h"
 #include "core/blocking.h"
+#include "core/chat_json.h"
 #include "core/ids.h"
 #include "http/router.h"
+#include "turn/session_locks.h"
 
 namespace sluice {
 
@@ -129,6 +130,8 @@ std::string session_json(const std::string& session_id, const std::vector<stored
                            {"completion_tokens", m.completion_tokens},
                            {"finish_reason", m.finish_reason},
                            {"created_ms", m.created_ms}};
+        // Tool calls, tool results, images and reasoning, as they happened.
+        if (!m.parts.empty()) entry["parts"] = parts_to_json_array(m.parts);
         list.push_back(std::move(entry));
     }
     json::object body{{"session_id", session_id}};

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "api/app.h"
 #include "store/store.h"
+#include "turn/app_context.h"
 
 namespace sluice {
 

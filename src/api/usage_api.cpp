@@ -13,8 +13,8 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
-#include "api/usage_ledger.h"
 #include "core/blocking.h"
+#include "turn/usage_ledger.h"
 
 namespace sluice {
 

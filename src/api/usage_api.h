@@ -1,7 +1,7 @@
 #pragma once
 // GET /api/v1/usage: the usage ledger rows of the caller's own key, per model.
-#include "api/app.h"
 #include "http/router.h"
+#include "turn/app_context.h"
 
 namespace sluice {
 

@@ -216,6 +216,12 @@ const std::vector<field<model_config>>& model_fields() {
         make_field("max_tokens_limit", &model_config::max_tokens_limit, 0, 10000000),
         make_field("circuit_failures", &model_config::circuit_failures, 1, 100000),
         make_field("circuit_open_s", &model_config::circuit_open_s, 1, 86400),
+        field<model_config>{
+            "supports_tools", value_kind::boolean,
+            [](model_config& m, const toml::node& n) { m.supports_tools = *n.value<bool>(); }},
+        field<model_config>{
+            "supports_images", value_kind::boolean,
+            [](model_config& m, const toml::node& n) { m.supports_images = *n.value<bool>(); }},
     };
     return fields;
 }
@@ -415,6 +421,12 @@ std::map<std::string, std::string> process_environment() {
         if (eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
     }
     return env;
+}
+
+int model_token_limit(const model_config& model) {
+    constexpr int k_cloud_token_limit = 128000;
+    if (model.max_tokens_limit > 0) return model.max_tokens_limit;
+    return model.provider == "llama" ? model.n_ctx : k_cloud_token_limit;
 }
 
 }  // namespace sluice

@@ -58,7 +58,17 @@ struct model_config {
     int max_tokens_limit = 0;  // 0 = n_ctx for local, 128000 for cloud
     int circuit_failures = 5;  // consecutive failures before the circuit opens
     int circuit_open_s = 30;   // how long requests skip an open circuit
+
+    // What the model can read and do; unset: cloud models can (the APIs behind them take tools and
+    // images), the local model cannot until its template and grammar support land.
+    std::optional<bool> supports_tools;
+    std::optional<bool> supports_images;
+    bool can_use_tools() const { return supports_tools.value_or(provider != "llama"); }
+    bool can_read_images() const { return supports_images.value_or(provider != "llama"); }
 };
+
+// The largest max_tokens a model accepts: its max_tokens_limit, else n_ctx (local) or 128000.
+int model_token_limit(const model_config& model);
 
 struct routing_config {
     std::string default_model_type = "auto";  // auto | local_small | cloud_large

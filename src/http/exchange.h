@@ -43,7 +43,7 @@ class exchange {
     // The connection can carry another request after this one.
     bool reusable() const;
     // For metrics: the status sent (0 before any), and when the request had been read.
-    int status() const { return sse_ ? sse_->status() : status_; }
+    int status() const { return responded_ || !sse_ ? status_ : sse_->status(); }
     std::chrono::steady_clock::time_point started_at() const { return started_at_; }
 
     // Writes a whole response (keep-alive and Content-Length set here).

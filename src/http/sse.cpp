@@ -41,6 +41,12 @@ void sse_batch::add_event(std::string_view json) {
     end_event();
 }
 
+void sse_batch::add_named_event(std::string_view name, std::string_view json) {
+    open_chunk();
+    bytes_.append("event: ").append(name).append("\ndata: ").append(json).append("\n\n");
+    close_chunk();
+}
+
 void sse_batch::add_comment(std::string_view text) {
     open_chunk();
     bytes_.append(": ").append(text).append("\n\n");
@@ -135,6 +141,7 @@ boost::system::error_code sse_writer::serialize_head() {
 net::awaitable<boost::system::error_code> sse_writer::send(const sse_batch& batch, bool last) {
     // [DONE] in its own chunk, then the last chunk: what make_chunk + make_chunk_last write.
     static constexpr std::string_view k_done_and_end = "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+    static constexpr std::string_view k_end = "0\r\n\r\n";
     static_assert(k_sse_done.size() == 0xe);
     if (broken_ || finished_) co_return net::error::not_connected;
     std::array<net::const_buffer, 3> buffers;
@@ -149,7 +156,7 @@ net::awaitable<boost::system::error_code> sse_writer::send(const sse_batch& batc
         buffers[count++] = net::buffer(head_bytes_);
     }
     if (!batch.empty()) buffers[count++] = net::buffer(batch.wire_bytes());
-    if (last) buffers[count++] = net::buffer(k_done_and_end);
+    if (last) buffers[count++] = net::buffer(done_marker_ ? k_done_and_end : k_end);
     auto [ec, written] =
         co_await net::async_write(stream_, std::span<const net::const_buffer>(buffers.data(), count),
                                   net::as_tuple(net::use_awaitable));

@@ -26,6 +26,8 @@ class sse_batch {
     std::string& begin_event();
     void end_event();
     void add_event(std::string_view json);
+    // "event: <name>\ndata: <json>\n\n", for the APIs that name their events (Anthropic's).
+    void add_named_event(std::string_view name, std::string_view json);
     void add_comment(std::string_view text);
 
     bool empty() const { return bytes_.empty(); }
@@ -73,6 +75,9 @@ class sse_writer {
     bool finished() const { return finished_; }
     // A write failed or was cancelled part-way: the byte stream is unusable, close the connection.
     bool broken() const { return broken_; }
+    // Whether the last write sends data: [DONE] before the end (the seed and OpenAI chat streams do;
+    // Anthropic's and the Responses API's end with their own last event).
+    void set_done_marker(bool done_marker) { done_marker_ = done_marker; }
 
     boost::asio::awaitable<void> event(std::string_view json);
     boost::asio::awaitable<void> comment(std::string_view text);
@@ -94,6 +99,7 @@ class sse_writer {
     bool started_ = false;
     bool finished_ = false;
     bool broken_ = false;
+    bool done_marker_ = true;
 };
 
 }  // namespace sluice

@@ -268,8 +268,15 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
         for (const auto& message : chat.messages) state.prompt_tokens += estimate_tokens(message.content);
         state.completion_tokens = state.deltas;
     }
-    batch.push_back(stream_chunk::usage(state.prompt_tokens, state.completion_tokens));
-    batch.push_back(stream_chunk::finish(state.finish_reason.empty() ? "stop" : state.finish_reason));
+    auto usage = stream_chunk::usage(state.prompt_tokens, state.completion_tokens);
+    usage.cached_tokens = state.cached_tokens;
+    usage.cache_write_tokens = state.cache_write_tokens;
+    usage.reasoning_tokens = state.reasoning_tokens;
+    batch.push_back(std::move(usage));
+    std::string finish = state.finish_reason.empty() ? "stop" : state.finish_reason;
+    // Some compatible servers end a turn of tool calls with "stop"; clients run tools on tool_calls.
+    if (state.tool_calls > 0 && finish == "stop") finish = "tool_calls";
+    batch.push_back(stream_chunk::finish(std::move(finish)));
     co_await emit_batch(sink, batch);
 }
 #pragma GCC diagnostic pop

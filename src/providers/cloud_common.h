@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/chat.h"
 #include "core/chunk.h"
@@ -87,8 +88,29 @@ struct cloud_stream_state {
     bool has_usage = false;
     int prompt_tokens = 0;
     int completion_tokens = 0;
+    int cached_tokens = 0;
+    int cache_write_tokens = 0;
+    int reasoning_tokens = 0;
     int deltas = 0;
     bool ended = false;  // the format's end marker ([DONE], message_stop) was seen
+    // Tool calls: the upstream's index of a call (OpenAI's tool_calls[].index, Anthropic's content
+    // block index) -> the call's 0-based number in this answer (-1: not a call), and how many began.
+    std::vector<int> call_of;
+    int tool_calls = 0;
+
+    // The number of the call the upstream numbers `upstream_index`; -1 when none began there.
+    int call_at(int upstream_index) const {
+        if (upstream_index < 0 || static_cast<std::size_t>(upstream_index) >= call_of.size()) return -1;
+        return call_of[static_cast<std::size_t>(upstream_index)];
+    }
+    // Numbers a new call found at `upstream_index`.
+    int begin_call(int upstream_index) {
+        if (upstream_index < 0) upstream_index = 0;
+        if (static_cast<std::size_t>(upstream_index) >= call_of.size())
+            call_of.resize(static_cast<std::size_t>(upstream_index) + 1, -1);
+        call_of[static_cast<std::size_t>(upstream_index)] = tool_calls;
+        return tool_calls++;
+    }
 };
 
 // This thread's event parser. An event's value is read and dropped inside one synchronous

@@ -1,7 +1,9 @@
 #pragma once
 // provider = "openai": any OpenAI-compatible /chat/completions endpoint, streamed.
+#include <boost/json/object.hpp>
 #include <memory>
 
+#include "core/chat.h"
 #include "core/config.h"
 #include "providers/provider.h"
 
@@ -10,5 +12,10 @@ namespace sluice {
 // The upstream I/O runs on the io_context of each calling coroutine (see http_client.h). The key is
 // read from the environment variable cfg.api_key_env at construction; it is never logged.
 std::shared_ptr<provider> make_openai_provider(const model_config& cfg);
+
+// The /chat/completions body for `request` (no model or stream members): messages with image parts,
+// tool calls and tool results, tools, tool_choice, response_format, and the client's members
+// sluice does not interpret.
+boost::json::object openai_chat_body(const chat_request& request);
 
 }  // namespace sluice

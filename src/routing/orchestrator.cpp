@@ -18,6 +18,13 @@ bool queue_full(const provider& p, const provider_status& status) {
     return p.config().provider == "llama" && limit > 0 && status.queue_depth >= limit;
 }
 
+// What a model lacks to serve `request` ("tools", "images"); empty when it can.
+std::string_view missing_feature(const model_config& model, const route_request& request) {
+    if (request.needs_tools && !model.can_use_tools()) return "tools";
+    if (request.needs_images && !model.can_read_images()) return "images";
+    return {};
+}
+
 }  // namespace
 
 std::string_view to_string(failure_kind kind) {
@@ -72,20 +79,23 @@ bool orchestrator::usable(const model_entry& entry) const {
     return status.available && !queue_full(*entry.provider, status) && entry.breaker->would_allow();
 }
 
-std::vector<const orchestrator::model_entry*> orchestrator::usable_of(model_role role) const {
+std::vector<const orchestrator::model_entry*> orchestrator::usable_of(model_role role,
+                                                                      const route_request& request) const {
     std::vector<const model_entry*> out;
     for (const auto& e : entries_) {
-        if (e.provider->config().role == role && usable(e)) out.push_back(&e);
+        const auto& cfg = e.provider->config();
+        if (cfg.role == role && missing_feature(cfg, request).empty() && usable(e)) out.push_back(&e);
     }
     return out;
 }
 
-route_plan orchestrator::make_plan(std::vector<const model_entry*> primary, model_role role) const {
+route_plan orchestrator::make_plan(std::vector<const model_entry*> primary, model_role role,
+                                   const route_request& request) const {
     route_plan plan;
     plan.role = role;
     for (const auto* e : primary) plan.candidates.push_back(e->provider);
     if (routing_.fallback) {
-        for (const auto* e : usable_of(other_role(role))) plan.candidates.push_back(e->provider);
+        for (const auto* e : usable_of(other_role(role), request)) plan.candidates.push_back(e->provider);
     } else if (plan.candidates.size() > 1) {
         plan.candidates.resize(1);
     }
@@ -125,6 +135,18 @@ plan_outcome orchestrator::plan(const route_request& request) {
         return seconds;
     };
 
+    for (const std::string_view feature : {"tools", "images"}) {
+        const bool needed = feature == "tools" ? request.needs_tools : request.needs_images;
+        if (!needed) continue;
+        const bool served = std::any_of(entries_.begin(), entries_.end(), [&](const model_entry& e) {
+            const auto& cfg = e.provider->config();
+            return feature == "tools" ? cfg.can_use_tools() : cfg.can_read_images();
+        });
+        if (!served)
+            return fail(
+                400, "no configured model supports " + std::string(feature) + ", which this request needs");
+    }
+
     std::string reason;
     model_role wanted = decision.role;
     std::vector<const model_entry*> primary;
@@ -132,17 +154,21 @@ plan_outcome orchestrator::plan(const route_request& request) {
     if (request.preferred_model && !request.preferred_model->empty()) {
         const model_entry* entry = find(*request.preferred_model);
         if (!entry) return fail(404, "unknown preferred_model '" + *request.preferred_model + "'");
+        if (const auto lacks = missing_feature(entry->provider->config(), request); !lacks.empty()) {
+            return fail(400, "model '" + *request.preferred_model + "' does not support " +
+                                 std::string(lacks) + ", which this request needs");
+        }
         wanted = entry->provider->config().role;
         reason = "preferred_model";
         if (usable(*entry)) {
             primary.push_back(entry);
-            for (const auto* e : usable_of(wanted)) {
+            for (const auto* e : usable_of(wanted, request)) {
                 if (e != entry) primary.push_back(e);
             }
         } else if (!routing_.fallback) {
             return fail(503, "model '" + *request.preferred_model + "' is not available", retry_after());
         } else {
-            primary = usable_of(wanted);
+            primary = usable_of(wanted, request);
             reason =
                 std::string("fallback:") + (entry->breaker->would_allow() ? "unavailable" : "circuit_open");
         }
@@ -153,23 +179,52 @@ plan_outcome orchestrator::plan(const route_request& request) {
         } else if (auto role = parse_model_role(type)) {
             wanted = *role;
             reason = "model_type";
+            // An explicit role none of whose models can serve the request is the caller's mistake.
+            std::string_view lacks;
+            bool any_capable = false;
+            for (const auto& e : entries_) {
+                const auto& cfg = e.provider->config();
+                if (cfg.role != wanted) continue;
+                const auto missing = missing_feature(cfg, request);
+                if (missing.empty()) any_capable = true;
+                if (lacks.empty()) lacks = missing;
+            }
+            if (!any_capable && !lacks.empty()) {
+                return fail(400, "no " + std::string(to_string(wanted)) + " model supports " +
+                                     std::string(lacks) + ", which this request needs");
+            }
         } else {
             return fail(400, "model_type must be auto, local_small or cloud_large");
         }
-        primary = usable_of(wanted);
+        primary = usable_of(wanted, request);
+        // The auto policy's role has models, but none that can serve this request.
+        if (reason == decision.reason && primary.empty()) {
+            for (const auto& e : entries_) {
+                const auto& cfg = e.provider->config();
+                if (cfg.role != wanted) continue;
+                const auto lacks = missing_feature(cfg, request);
+                if (lacks.empty()) continue;
+                reason = "needs_" + std::string(lacks);
+                break;
+            }
+            if (reason.starts_with("needs_")) {
+                wanted = other_role(wanted);
+                primary = usable_of(wanted, request);
+            }
+        }
     }
 
     model_role role = wanted;
     if (primary.empty()) {
-        if (!routing_.fallback || usable_of(other_role(wanted)).empty()) {
+        if (!routing_.fallback || usable_of(other_role(wanted), request).empty()) {
             return fail(503, "no model available for " + std::string(to_string(wanted)), retry_after());
         }
         if (!reason.starts_with("fallback:")) reason = "fallback:" + why_unusable(wanted);
         role = other_role(wanted);
-        primary = usable_of(role);
+        primary = usable_of(role, request);
     }
 
-    out.plan = make_plan(std::move(primary), role);
+    out.plan = make_plan(std::move(primary), role, request);
     // Claim the first candidate (the half-open probe, if its circuit is half open). Another request
     // may have claimed the probe since usable() looked: then the next candidate goes first.
     auto& candidates = out.plan.candidates;

@@ -45,6 +45,8 @@ struct route_request {
     std::optional<std::string> preferred_model;  // a configured model's name: wins over everything
     std::optional<std::string> model_type;       // "auto" | "local_small" | "cloud_large"; unset =
                                                  // routing.default_model_type
+    bool needs_tools = false;                    // tools offered, or calls and results in the conversation
+    bool needs_images = false;                   // an image part in the conversation
 };
 
 struct route_plan {
@@ -106,8 +108,10 @@ class orchestrator {
     orchestrator(const config& cfg, std::vector<provider_ptr> providers, steady_clock_fn clock = {});
 
     // Decision order: preferred_model -> explicit model_type -> the auto policy. A role with no usable
-    // model -> the other role when routing.fallback, else 503. Claims the half-open probe of the
-    // first candidate, if its circuit is half open.
+    // model -> the other role when routing.fallback, else 503. A model that cannot serve the request
+    // (tools, images) is never a candidate: chosen explicitly it is a 400 naming what it lacks; the
+    // auto policy passes to the other role with reason needs_tools / needs_images. Claims the
+    // half-open probe of the first candidate, if its circuit is half open.
     plan_outcome plan(const route_request& request);
 
     // Feed the circuit breakers. Unknown names are ignored.
@@ -127,10 +131,11 @@ class orchestrator {
 
     const model_entry* find(std::string_view name) const;
     bool usable(const model_entry& entry) const;  // available, queue not full, circuit lets through
-    // Usable models of `role` in config order, `first` (if any) moved to the front.
-    std::vector<const model_entry*> usable_of(model_role role) const;
+    // Usable models of `role` that can serve `request` (tools, images), in config order.
+    std::vector<const model_entry*> usable_of(model_role role, const route_request& request) const;
     // Builds the candidate list: `chosen` first, then same role, then (with fallback) the other role.
-    route_plan make_plan(std::vector<const model_entry*> primary, model_role role) const;
+    route_plan make_plan(std::vector<const model_entry*> primary, model_role role,
+                         const route_request& request) const;
 
     routing_config routing_;
     auto_policy policy_;

@@ -1,5 +1,7 @@
 #include "store/redis_store.h"
 
+#include "core/chat_json.h"
+
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <signal.h>
@@ -164,13 +166,15 @@ api_key_record key_from_map(const std::map<std::string, std::string>& m) {
 }
 
 std::string encode_message(const stored_message& m) {
-    return boost::json::serialize(boost::json::object{{"role", m.role},
-                                                      {"content", m.content},
-                                                      {"model", m.model},
-                                                      {"prompt_tokens", m.prompt_tokens},
-                                                      {"completion_tokens", m.completion_tokens},
-                                                      {"finish_reason", m.finish_reason},
-                                                      {"created_ms", m.created_ms}});
+    boost::json::object message{{"role", m.role},
+                                {"content", m.content},
+                                {"model", m.model},
+                                {"prompt_tokens", m.prompt_tokens},
+                                {"completion_tokens", m.completion_tokens},
+                                {"finish_reason", m.finish_reason},
+                                {"created_ms", m.created_ms}};
+    if (!m.parts.empty()) message["parts"] = parts_to_json_array(m.parts);
+    return boost::json::serialize(message);
 }
 
 stored_message decode_message(std::string_view text) {
@@ -186,8 +190,12 @@ stored_message decode_message(std::string_view text) {
         const auto* v = o.if_contains(name);
         return v && v->is_int64() ? v->get_int64() : 0;
     };
+    std::vector<content_part> parts;
+    if (const auto* stored = o.if_contains("parts"); stored && stored->is_array())
+        parts = parts_from_json(boost::json::serialize(*stored));
     return {.role = str("role"),
             .content = str("content"),
+            .parts = std::move(parts),
             .model = str("model"),
             .prompt_tokens = static_cast<int>(num("prompt_tokens")),
             .completion_tokens = static_cast<int>(num("completion_tokens")),

@@ -3,6 +3,7 @@
 #include <array>
 #include <system_error>
 
+#include "core/chat_json.h"
 #include "store/rate_window.h"
 #include "store/sqlite_statement.h"
 
@@ -59,6 +60,10 @@ constexpr std::array k_migrations = {
         tokens INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (key_id, window_start_ms)
     ) WITHOUT ROWID;
+    )sql",
+    // v2: a message's parts (tool calls, tool results, images, reasoning) as JSON; '' for plain text
+    R"sql(
+    ALTER TABLE messages ADD COLUMN parts TEXT NOT NULL DEFAULT '';
     )sql",
 };
 
@@ -210,13 +215,14 @@ std::optional<std::string> sqlite_store::session_owner(const std::string& sessio
 std::vector<stored_message> sqlite_store::load_messages(const std::string& session_id) {
     std::lock_guard lock(mutex_);
     auto s = (*statements_)(
-        "SELECT role, content, model, prompt_tokens, completion_tokens, finish_reason, created_ms "
+        "SELECT role, content, model, prompt_tokens, completion_tokens, finish_reason, created_ms, parts "
         "FROM messages WHERE session_id = ? ORDER BY seq");
     s.bind(1, session_id);
     std::vector<stored_message> messages;
     while (s.step()) {
         messages.push_back({.role = s.text(0),
                             .content = s.text(1),
+                            .parts = parts_from_json(s.text(7)),
                             .model = s.text(2),
                             .prompt_tokens = static_cast<int>(s.int64(3)),
                             .completion_tokens = static_cast<int>(s.int64(4)),
@@ -257,11 +263,11 @@ void sqlite_store::append_messages(const std::string& session_id, const std::str
     }
     auto insert = (*statements_)(
         "INSERT INTO messages (session_id, seq, role, content, model, prompt_tokens, "
-        "completion_tokens, finish_reason, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "completion_tokens, finish_reason, created_ms, parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (const auto& m : messages) {
         insert.bind(1, session_id).bind(2, ++seq).bind(3, m.role).bind(4, m.content).bind(5, m.model);
         insert.bind(6, std::int64_t{m.prompt_tokens}).bind(7, std::int64_t{m.completion_tokens});
-        insert.bind(8, m.finish_reason).bind(9, m.created_ms);
+        insert.bind(8, m.finish_reason).bind(9, m.created_ms).bind(10, parts_to_json(m.parts));
         insert.step();
         insert.reset();
     }

@@ -37,9 +37,10 @@ struct api_key_record {
 };
 
 struct stored_message {
-    std::string role;  // system | user | assistant
+    std::string role;  // system | user | assistant | tool
     std::string content;
-    std::string model;  // configured model name (assistant turns)
+    std::vector<content_part> parts;  // tool calls, results, images, reasoning (see core/chat.h)
+    std::string model;                // configured model name (assistant turns)
     int prompt_tokens = 0;
     int completion_tokens = 0;
     std::string finish_reason;  // assistant turns: stop | length | cancelled | error

@@ -1,6 +1,6 @@
 // admit() and stream_slot against the real SQLite store: each limit refuses with 429 and a
 // Retry-After, a settled slot frees its stream and counts its tokens, a failing store is a 503.
-#include "api/admission.h"
+#include "turn/admission.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,6 @@
-#include "api/chat_pipeline.h"
+#include "turn/conversation.h"
 
 #include <algorithm>
-
-#include "api/seed_request.h"
 
 namespace sluice {
 
@@ -48,7 +46,9 @@ std::vector<chat_message> trim_conversation(std::string_view system_prompt,
         --first_kept;
     }
     // An answer without its question confuses models (and some APIs refuse it).
-    while (first_kept < turns.size() - 1 && turns[first_kept]->role == "assistant") ++first_kept;
+    while (first_kept < turns.size() - 1 &&
+           (turns[first_kept]->role == "assistant" || turns[first_kept]->role == "tool"))
+        ++first_kept;
     for (std::size_t i = first_kept; i < turns.size(); ++i) out.push_back(*turns[i]);
     return out;
 }
@@ -67,15 +67,34 @@ route_request route_request_for(const std::vector<chat_message>& conversation,
     return request;
 }
 
+bool needs_tools(const std::vector<chat_message>& conversation) {
+    for (const auto& message : conversation)
+        if (message.has(content_part::kind::tool_call) || message.has(content_part::kind::tool_result))
+            return true;
+    return false;
+}
+
+bool needs_images(const std::vector<chat_message>& conversation) {
+    for (const auto& message : conversation)
+        if (message.has(content_part::kind::image)) return true;
+    return false;
+}
+
 std::vector<relay_candidate> make_candidates(const route_plan& plan, std::string_view system_prompt,
                                              const std::vector<chat_message>& conversation,
-                                             const generation_params& params, const stream_identity& base) {
+                                             const chat_request& shape, const stream_identity& base) {
+    const generation_params& params = shape.params;
     std::vector<relay_candidate> candidates;
     candidates.reserve(plan.candidates.size());
     for (const auto& model : plan.candidates) {
         const auto& cfg = model->config();
         relay_candidate candidate{.model = model, .request = {}, .identity = base};
         candidate.request.params = params;
+        candidate.request.tools = shape.tools;
+        candidate.request.tools_choice = shape.tools_choice;
+        candidate.request.parallel_tool_calls = shape.parallel_tool_calls;
+        candidate.request.format = shape.format;
+        candidate.request.openai_extra = shape.openai_extra;
         candidate.request.params.max_tokens = std::min(params.max_tokens, model_token_limit(cfg));
         const int budget = model_context_tokens(cfg) - candidate.request.params.max_tokens;
         candidate.request.messages =

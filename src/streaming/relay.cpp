@@ -1,4 +1,4 @@
-#include "api/stream_relay.h"
+#include "streaming/relay.h"
 
 #include <spdlog/spdlog.h>
 
@@ -13,9 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
-#include <boost/json/value.hpp>
 #include <boost/system/system_error.hpp>
 #include <charconv>
 #include <functional>
@@ -24,14 +21,12 @@
 #include <stdexcept>
 
 #include "core/cancellation.h"
-#include "core/json_text.h"
 #include "core/metrics.h"
 #include "routing/orchestrator.h"
 
 namespace sluice {
 
 namespace net = boost::asio;
-namespace json = boost::json;
 using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
@@ -86,37 +81,6 @@ constexpr std::size_t k_channel_capacity = 2;
 // How long the closing error event may take to write when the deadline already passed.
 constexpr auto k_final_write_timeout = std::chrono::seconds{5};
 
-json::object base_event(const stream_identity& id, std::string_view content) {
-    return json::object{{"content", content},
-                        {"session_id", id.session_id},
-                        {"model_used", id.model_used},
-                        {"model", id.model}};
-}
-
-json::object usage_json(const stream_outcome& out) {
-    return json::object{{"prompt_tokens", out.prompt_tokens}, {"completion_tokens", out.completion_tokens}};
-}
-
-// Boost.JSON writes doubles as 5E-1; the score reads better (and compares byte for byte) in the
-// shortest round-trip form, so the route object is written by hand.
-std::string route_json(const stream_identity& id) {
-    std::array<char, 32> score{};
-    auto [end, ec] = std::to_chars(score.data(), score.data() + score.size(), id.route_score);
-    if (ec != std::errc{}) end = score.data();
-    return R"("route":{"reason":)" + json::serialize(json::value(id.route_reason)) + R"(,"score":)" +
-           std::string(score.data(), end) + "}";
-}
-
-// `object` serialized with `"route":{...}` appended as its last member.
-std::string with_route(const json::object& object, const stream_identity& id) {
-    std::string text = json::serialize(object);
-    text.pop_back();  // the closing brace
-    text += ',';
-    text += route_json(id);
-    text += '}';
-    return text;
-}
-
 bool cancelled(const net::cancellation_state& state) {
     return state.cancelled() != net::cancellation_type::none;
 }
@@ -166,7 +130,7 @@ net::awaitable<void> forward_batch(attempt_state& attempt, chunk_batch& batch) {
                 attempt.held_usage = std::make_unique<stream_chunk>(std::move(chunk));
                 continue;
             }
-            if (chunk.type == stream_chunk::kind::delta && !chunk.text.empty()) attempt.delta_seen = true;
+            if (chunk.is_content()) attempt.delta_seen = true;
             if (attempt.held_usage) {
                 item.chunks.push_back(std::move(*attempt.held_usage));
                 attempt.held_usage.reset();
@@ -215,7 +179,7 @@ net::awaitable<attempt_end> end_attempt(std::vector<relay_candidate>& candidates
         co_return attempt_end::answered;
     }
     const auto kind = failure_kind_from_code(attempt.held_error->code, is_local(model));
-    if (kind == failure_kind::bad_request) {
+    if (kind == failure_kind::bad_request || !attempt.held_error->model_fault) {
         // The request was at fault, not the model: another model would be asked the same thing.
         const bool sent = co_await send_chunk(attempt.channel, std::move(*attempt.held_error));
         co_return sent ? attempt_end::answered : attempt_end::race_over;
@@ -223,7 +187,7 @@ net::awaitable<attempt_end> end_attempt(std::vector<relay_candidate>& candidates
     spdlog::warn("model {} failed before its first token ({} {}: {}); {} answers instead",
                  model.config().name, to_string(kind), attempt.held_error->code, attempt.held_error->message,
                  candidates[i + 1].model->config().name);
-    if (routing) routing->report_failure(model.config().name, kind);
+    if (routing && attempt.held_error->model_fault) routing->report_failure(model.config().name, kind);
     candidates[i + 1].identity.route_reason = "fallback:" + std::string(to_string(kind));
     relay_item next{.type = relay_item::kind::next_model, .candidate = i + 1};
     const bool sent = co_await send_item(attempt.channel, std::move(next));
@@ -295,7 +259,10 @@ void estimate_usage(stream_outcome& out, const provider& model, const chat_reque
     int prompt = 0;
     for (const auto& message : request.messages) prompt += model.count_tokens(message.content);
     out.prompt_tokens = prompt;
-    out.completion_tokens = out.text.empty() ? 0 : model.count_tokens(out.text);
+    int completion = out.text.empty() ? 0 : model.count_tokens(out.text);
+    if (!out.reasoning.empty()) completion += model.count_tokens(out.reasoning);
+    for (const auto& call : out.tool_calls) completion += model.count_tokens(call.name + call.arguments);
+    out.completion_tokens = completion;
 }
 
 http_status to_status(int code) {
@@ -307,9 +274,9 @@ struct relay_state {
     std::vector<relay_candidate>& candidates;
     const relay_candidate* current;  // the one that answers now; a fallback moves it on
     stream_outcome& out;
-    outcome_hook& on_final;       // relay_stream's parameter
-    const stream_format& format;  // how events and answers are written (seed or OpenAI)
-    sse_writer* sse = nullptr;    // null: collect for one JSON answer
+    outcome_hook& on_final;     // relay_stream's parameter
+    wire_format& format;        // how events and answers are written: the API's own bytes
+    sse_writer* sse = nullptr;  // null: collect for one JSON answer
     bool final_reported = false;
     bool responded_whole = false;  // an early error went out as a whole response, not on `sse`
     clock::time_point last_write = clock::now();
@@ -325,6 +292,7 @@ struct relay_state {
         auto head = ex.sse_head();
         head.set("X-Sluice-Route", route_header_value(id()));
         sse = &ex.open_sse(std::move(head));
+        sse->set_done_marker(format.done_marker());
     }
 
     // The writer's side of a fallback.
@@ -334,9 +302,10 @@ struct relay_state {
         if (sse && !sse->started()) open_sse();
     }
 
-    void report_failure(int code) {
-        if (routing)
-            routing->report_failure(model().config().name, failure_kind_from_code(code, is_local(model())));
+    void report_failure(const stream_chunk& error) {
+        if (routing && error.model_fault)
+            routing->report_failure(model().config().name,
+                                    failure_kind_from_code(error.code, is_local(model())));
     }
 
     net::awaitable<void> report_final() {
@@ -353,25 +322,21 @@ struct relay_state {
         }
     }
 
-    // The error goes out as a real status when nothing was sent yet, else as an in-band event.
+    // The error goes out as a real status when nothing was sent yet, else as in-band events.
     net::awaitable<void> write_error(const api_error& error) {
-        if (!sse || (!sse->started() && !format.early_error_as_event)) {
+        if (!sse || !sse->started()) {
             api_error shown = error;
             shown.code = static_cast<int>(to_status(error.code));
             auto res = format.error_response(ex.request(), shown, id().session_id, &id());
+            res.set("X-Sluice-Route", route_header_value(id()));
             responded_whole = true;
             co_await ex.respond(std::move(res));
             co_return;
         }
-        const std::string event = format.error_event(error, id());
-        if (!sse->started()) {
-            co_await sse->fail(to_status(error.code), event, error.retry_after_s);
-        } else {
-            events.clear();
-            events.add_event(event);
-            auto ec = co_await sse->send(events, true);
-            if (ec) throw boost::system::system_error(ec, "sse write");
-        }
+        events.clear();
+        format.error_events(events, error, id());
+        auto ec = co_await sse->send(events, true);
+        if (ec) throw boost::system::system_error(ec, "sse write");
     }
 
     // One socket write of `events` (with [DONE] and the end of the response when `last`); false when
@@ -415,18 +380,23 @@ struct relay_state {
     stream_chunk* collect(chunk_batch& chunks, bool& deltas) {
         for (auto& chunk : chunks) {
             switch (chunk.type) {
-                case stream_chunk::kind::delta: {
-                    if (chunk.text.empty()) break;
+                case stream_chunk::kind::delta:
+                case stream_chunk::kind::tool_call_start:
+                case stream_chunk::kind::tool_call_delta:
+                case stream_chunk::kind::reasoning: {
+                    if (!chunk.is_content()) break;
                     if (!deltas) timer.chunk_begin();
                     deltas = true;
-                    const bool first_piece = out.text.empty();
-                    out.text += chunk.text;
-                    if (sse) format.delta(events, id(), chunk.text, first_piece);
+                    out.take_content(chunk);
+                    if (sse) format.content(events, id(), chunk, out);
                     break;
                 }
                 case stream_chunk::kind::usage:
                     out.prompt_tokens = chunk.prompt_tokens;
                     out.completion_tokens = chunk.completion_tokens;
+                    out.cached_tokens = chunk.cached_tokens;
+                    out.cache_write_tokens = chunk.cache_write_tokens;
+                    out.reasoning_tokens = chunk.reasoning_tokens;
                     out.usage_reported = true;
                     break;
                 case stream_chunk::kind::finish:
@@ -469,7 +439,7 @@ struct relay_state {
 
     net::awaitable<void> end_with_error(const stream_chunk& chunk) {
         timer.model_end();
-        report_failure(chunk.code);
+        report_failure(chunk);
         out.finish_reason = "error";
         out.error =
             api_error{.code = chunk.code, .message = chunk.message, .retry_after_s = chunk.retry_after_s};
@@ -496,7 +466,7 @@ struct relay_state {
             if (ec) co_return;  // cancelled: the race is decided elsewhere
             if (item.type == relay_item::kind::ping) {
                 if (sse) {
-                    events.add_comment("ping");  // `events` is empty between items
+                    format.ping(events);  // `events` is empty between items
                     const bool written = co_await write(events, false);
                     if (!written) co_return;
                 }
@@ -583,11 +553,8 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
                                   const relay_options& options, stream_outcome& outcome,
                                   outcome_hook on_final, orchestrator* routing) {
     if (candidates.empty()) throw std::invalid_argument("relay_stream: no candidate");
-    std::unique_ptr<const stream_format> seed_format;
-    if (!options.format)
-        seed_format = std::make_unique<const stream_format>(seed_stream_format(options.streaming));
-    relay_state state{ex,      candidates, &candidates.front(),
-                      outcome, on_final,   options.format ? *options.format : *seed_format};
+    if (!options.format) throw std::invalid_argument("relay_stream: no wire format");
+    relay_state state{ex, candidates, &candidates.front(), outcome, on_final, *options.format};
     state.routing = routing;
     metrics::get().route_decisions(state.model().config().role, state.id().route_reason).inc();
     std::optional<metrics::gauge_guard> live_stream;
@@ -618,83 +585,6 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
     }
     co_await state.report_final();
     if (state.sse && !state.sse->finished() && !state.responded_whole) ex.close_after();
-}
-
-stream_format seed_stream_format(bool streaming) {
-    stream_format format;
-    format.delta = [](sse_batch& events, const stream_identity& who, std::string_view content, bool) {
-        append_delta_event_json(events.begin_event(), who, content);
-        events.end_event();
-    };
-    format.final = [](sse_batch& events, const stream_identity& who, const stream_outcome& out) {
-        events.add_event(final_event_json(who, out));
-    };
-    format.error_event = [](const api_error& error, const stream_identity& who) {
-        return error_event_json(error, who.session_id, &who);
-    };
-    format.error_response = [streaming](const http_request& request, const api_error& error,
-                                        std::string_view session_id, const stream_identity* who) {
-        const auto event = error_event_json(error, session_id, who);
-        if (streaming) {
-            return sse_error_response(to_status(error.code), event, error.retry_after_s, request.version(),
-                                      request.keep_alive());
-        }
-        http_response res{to_status(error.code), request.version()};
-        res.set(boost::beast::http::field::content_type, "application/json");
-        if (error.retry_after_s > 0)
-            res.set(boost::beast::http::field::retry_after, std::to_string(error.retry_after_s));
-        res.body() = event;
-        return res;
-    };
-    format.early_error_as_event = true;
-    format.whole = [](const stream_identity& who, const stream_outcome& out) {
-        return chat_response_json(who, out);
-    };
-    return format;
-}
-
-void append_delta_event_json(std::string& out, const stream_identity& identity, std::string_view content) {
-    out += R"({"content":)";
-    append_json_string(out, content);
-    out += R"(,"session_id":)";
-    append_json_string(out, identity.session_id);
-    out += R"(,"model_used":)";
-    append_json_string(out, identity.model_used);
-    out += R"(,"model":)";
-    append_json_string(out, identity.model);
-    out += '}';
-}
-
-std::string delta_event_json(const stream_identity& identity, std::string_view content) {
-    std::string out;
-    append_delta_event_json(out, identity, content);
-    return out;
-}
-
-std::string final_event_json(const stream_identity& identity, const stream_outcome& outcome) {
-    auto event = base_event(identity, "");
-    event["done"] = true;
-    event["finish_reason"] = outcome.finish_reason;
-    event["usage"] = usage_json(outcome);
-    return with_route(event, identity);
-}
-
-std::string error_event_json(const api_error& error, std::string_view session_id,
-                             const stream_identity* identity) {
-    json::object event{
-        {"error", error.message}, {"code", error.code}, {"content", ""}, {"session_id", session_id}};
-    if (identity) {
-        event["model_used"] = identity->model_used;
-        event["model"] = identity->model;
-    }
-    return json::serialize(event);
-}
-
-std::string chat_response_json(const stream_identity& identity, const stream_outcome& outcome) {
-    auto body = base_event(identity, outcome.text);
-    body["finish_reason"] = outcome.finish_reason;
-    body["usage"] = usage_json(outcome);
-    return with_route(body, identity);
 }
 
 }  // namespace sluice

@@ -1,4 +1,4 @@
-#include "api/usage_ledger.h"
+#include "turn/usage_ledger.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-#include "api/session_locks.h"
+#include "turn/session_locks.h"
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>

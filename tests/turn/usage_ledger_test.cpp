@@ -1,7 +1,7 @@
 // usage_ledger against the real SQLite store: counts added from many threads arrive merged and
 // exact, by themselves within the interval, at once on flush(), and a store that fails keeps them
 // until it accepts writes again.
-#include "api/usage_ledger.h"
+#include "turn/usage_ledger.h"
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "api/openai_compat.h"
+#include "api/openai_chat.h"
 
 namespace sluice {
 namespace {
@@ -40,7 +40,8 @@ TEST(OpenaiRequest, TakesEveryFieldTheSdkSends) {
     EXPECT_DOUBLE_EQ(*request.top_p, 0.9);
     EXPECT_EQ(request.stop, (std::vector<std::string>{"\n\n", "END"}));
     EXPECT_EQ(request.seed, 42u);
-    EXPECT_EQ(request.user, "u1");
+    // Not interpreted: forwarded as it came.
+    EXPECT_EQ(json::parse(request.extra), json::parse(R"({"user":"u1"})"));
 }
 
 TEST(OpenaiRequest, DefaultsAndNullsCountAsAbsent) {
@@ -60,9 +61,24 @@ TEST(OpenaiRequest, RejectsWhatOpenaiRejects) {
         {"[]", "object"},
         {R"({"model":"x"})", "messages"},
         {R"({"messages":[]})", "messages"},
-        {R"({"messages":[{"role":"tool","content":"x"}]})", "role"},
+        {R"({"messages":[{"role":"tool","content":"x"}]})", "tool_call_id"},
+        {R"({"messages":[{"role":"function","content":"x"}]})", "role"},
         {R"({"messages":[{"role":"user"}]})", "content"},
-        {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})", "text parts"},
+        {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})", "url"},
+        {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x"}}]}]})",
+         "http(s) or data:"},
+        {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,abc"}}]}]})",
+         "base64"},
+        {R"({"messages":[{"role":"user","content":[{"type":"input_audio"}]}]})", "input_audio"},
+        {R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","function":{}}]}]})",
+         "function.name"},
+        {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search"}]})", "function"},
+        {R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"a"}}],
+            "tool_choice":{"type":"function","function":{"name":"b"}}})",
+         "does not offer"},
+        {R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes"})", "tool_choice"},
+        {R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}})",
+         "response_format"},
         {R"({"messages":[{"role":"user","content":"x"}],"n":2})", "n must be 1"},
         {R"({"messages":[{"role":"user","content":"x"}],"temperature":2.5})", "temperature"},
         {R"({"messages":[{"role":"user","content":"x"}],"top_p":-1})", "top_p"},
@@ -189,6 +205,128 @@ TEST(OpenaiWire, CompletionAndModelList) {
         ids.emplace_back(model.at("id").as_string());
     }
     EXPECT_EQ(ids, (std::vector<std::string>{"local", "auto", "local_small"}));
+}
+
+TEST(OpenaiRequest, ReadsToolsImagesAndToolTurns) {
+    auto request = parse_ok(R"({"model":"gpt","messages":[
+        {"role":"user","content":[{"type":"text","text":"what is here?"},
+                                  {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBOR"}},
+                                  {"type":"image_url","image_url":{"url":"https://x.test/a.jpg","detail":"low"}}]},
+        {"role":"assistant","content":null,"tool_calls":[
+            {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+            {"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]},
+        {"role":"tool","tool_call_id":"call_1","content":"sunny"},
+        {"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"noon"}]}],
+        "tools":[{"type":"function","function":{"name":"get_weather","description":"d",
+                  "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
+                 {"type":"function","function":{"name":"get_time"}}],
+        "tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false,
+        "response_format":{"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object"},"strict":true}},
+        "reasoning_effort":"low","logprobs":true,"metadata":{"a":"b"}})");
+    ASSERT_EQ(request.messages.size(), 4u);
+    const auto& user = request.messages[0];
+    EXPECT_EQ(user.content, "what is here?");
+    ASSERT_EQ(user.parts.size(), 3u);
+    EXPECT_EQ(user.parts[1].type, content_part::kind::image);
+    EXPECT_EQ(user.parts[1].media_type, "image/png");
+    EXPECT_EQ(user.parts[1].text, "iVBOR");
+    EXPECT_EQ(user.parts[2].text, "https://x.test/a.jpg");
+    EXPECT_TRUE(user.parts[2].media_type.empty());
+    const auto& assistant = request.messages[1];
+    ASSERT_EQ(assistant.parts.size(), 2u);
+    EXPECT_EQ(assistant.parts[0].type, content_part::kind::tool_call);
+    EXPECT_EQ(assistant.parts[0].id, "call_1");
+    EXPECT_EQ(assistant.parts[0].name, "get_weather");
+    EXPECT_EQ(assistant.parts[0].arguments, R"({"city":"Paris"})");
+    EXPECT_EQ(request.messages[2].role, "tool");
+    ASSERT_EQ(request.messages[2].parts.size(), 1u);
+    EXPECT_EQ(request.messages[2].parts[0].type, content_part::kind::tool_result);
+    EXPECT_EQ(request.messages[2].parts[0].id, "call_1");
+    EXPECT_EQ(request.messages[2].parts[0].text, "sunny");
+    EXPECT_EQ(request.messages[3].parts[0].text, "noon");
+    ASSERT_EQ(request.tools.size(), 2u);
+    EXPECT_EQ(request.tools[0].description, "d");
+    EXPECT_EQ(json::parse(request.tools[0].parameters).at("properties").at("city").at("type"), "string");
+    EXPECT_EQ(json::parse(request.tools[1].parameters).at("type"), "object");
+    EXPECT_EQ(request.tools_choice.type, tool_choice::mode::named);
+    EXPECT_EQ(request.tools_choice.name, "get_weather");
+    EXPECT_EQ(request.parallel_tool_calls, false);
+    EXPECT_EQ(request.format.type, response_format::kind::json_schema);
+    EXPECT_EQ(request.format.name, "w");
+    EXPECT_TRUE(request.format.strict);
+    EXPECT_EQ(json::parse(request.extra),
+              json::parse(R"({"reasoning_effort":"low","logprobs":true,"metadata":{"a":"b"}})"));
+}
+
+// The chunks of one stream, each as the JSON object of its data: line.
+std::vector<json::object> stream_objects(const sse_batch& events) {
+    std::vector<json::object> out;
+    std::string_view bytes = events.wire_bytes();
+    for (;;) {
+        const auto start = bytes.find("data: ");
+        if (start == std::string_view::npos) break;
+        const auto end = bytes.find("\n\n", start);
+        out.push_back(json::parse(bytes.substr(start + 6, end - start - 6)).as_object());
+        bytes.remove_prefix(end);
+    }
+    return out;
+}
+
+TEST(OpenaiWire, StreamsToolCallsAsOpenaiDoes) {
+    auto format = make_openai_chat_wire_format(true);
+    const stream_identity who{.model = "gpt"};
+    sse_batch events;
+    stream_outcome out;
+    const std::vector<stream_chunk> chunks{stream_chunk::delta("Let me check."),
+                                           stream_chunk::tool_call_start(0, "call_a", "get_weather"),
+                                           stream_chunk::tool_call_delta(0, R"({"city":)"),
+                                           stream_chunk::tool_call_delta(0, R"("Paris"})"),
+                                           stream_chunk::tool_call_start(1, "call_b", "get_time"),
+                                           stream_chunk::tool_call_delta(1, "{}")};
+    for (const auto& chunk : chunks) {
+        out.take_content(chunk);
+        format->content(events, who, chunk, out);
+    }
+    out.finish_reason = "tool_calls";
+    out.prompt_tokens = 3;
+    out.completion_tokens = 9;
+    format->final(events, who, out);
+    const auto objects = stream_objects(events);
+    ASSERT_EQ(objects.size(), 9u);
+    EXPECT_EQ(objects[0].at("choices").at(0).at("delta").at("role"), "assistant");
+    EXPECT_EQ(objects[1].at("choices").at(0).at("delta").at("content"), "Let me check.");
+    const auto& first = objects[2].at("choices").at(0).at("delta").at("tool_calls").at(0).as_object();
+    EXPECT_EQ(first.at("index"), 0);
+    EXPECT_EQ(first.at("id"), "call_a");
+    EXPECT_EQ(first.at("type"), "function");
+    EXPECT_EQ(first.at("function").at("name"), "get_weather");
+    EXPECT_EQ(first.at("function").at("arguments"), "");
+    const auto& fragment = objects[3].at("choices").at(0).at("delta").at("tool_calls").at(0).as_object();
+    EXPECT_EQ(fragment.at("index"), 0);
+    EXPECT_FALSE(fragment.contains("id"));
+    EXPECT_FALSE(fragment.at("function").as_object().contains("name"));
+    EXPECT_EQ(fragment.at("function").at("arguments"), R"({"city":)");
+    EXPECT_EQ(objects[5].at("choices").at(0).at("delta").at("tool_calls").at(0).at("index"), 1);
+    EXPECT_EQ(objects[7].at("choices").at(0).at("finish_reason"), "tool_calls");
+    EXPECT_EQ(objects[8].at("usage").at("total_tokens"), 12);
+    for (const auto& object : objects) EXPECT_EQ(object.at("object"), "chat.completion.chunk");
+
+    const auto whole = json::parse(format->whole(who, out)).as_object();
+    const auto& message = whole.at("choices").at(0).at("message").as_object();
+    EXPECT_EQ(message.at("content"), "Let me check.");
+    ASSERT_EQ(message.at("tool_calls").as_array().size(), 2u);
+    EXPECT_EQ(message.at("tool_calls").at(0).at("function").at("arguments"), R"({"city":"Paris"})");
+    EXPECT_EQ(whole.at("choices").at(0).at("finish_reason"), "tool_calls");
+}
+
+TEST(OpenaiWire, AnAnswerOfOnlyToolCallsHasNullContent) {
+    stream_outcome out;
+    out.take_content(stream_chunk::tool_call_start(0, "call_a", "f"));
+    out.take_content(stream_chunk::tool_call_delta(0, "{}"));
+    const auto whole = json::parse(openai_completion_json({.id = "c", .created = 1}, "gpt", out.text,
+                                                          "tool_calls", 1, 1, out.tool_calls))
+                           .as_object();
+    EXPECT_TRUE(whole.at("choices").at(0).at("message").at("content").is_null());
 }
 
 }  // namespace

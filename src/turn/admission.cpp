@@ -1,4 +1,4 @@
-#include "api/admission.h"
+#include "turn/admission.h"
 
 // GCC 12 misreads Asio's awaitable frame allocator after inlining a coroutine here (a false
 // positive: frames are allocated and freed by the same awaitable_frame_base operators).

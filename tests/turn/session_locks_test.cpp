@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "api/session_locks.h"
+#include "turn/session_locks.h"
 
 namespace sluice {
 namespace {

@@ -1,5 +1,5 @@
 // The seed events built by hand must be the bytes json::serialize gave before.
-#include "api/stream_relay.h"
+#include "api/seed_wire.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@ namespace {
 
 namespace json = boost::json;
 
-TEST(stream_relay, the_seed_delta_event_is_byte_identical_to_the_serialized_object) {
+TEST(seed_wire, the_seed_delta_event_is_byte_identical_to_the_serialized_object) {
     const std::vector<std::string> texts{"",
                                          "Hel",
                                          "a \"quote\" \\ and /",
@@ -35,12 +35,16 @@ TEST(stream_relay, the_seed_delta_event_is_byte_identical_to_the_serialized_obje
     }
 }
 
-TEST(stream_relay, the_seed_format_frames_one_chunk_per_delta) {
-    const auto format = seed_stream_format(true);
+TEST(seed_wire, the_seed_format_frames_one_chunk_per_delta) {
+    const auto format = make_seed_wire_format(true);
     const stream_identity who{.session_id = "s1", .model_used = "local_small", .model = "local"};
     sse_batch events;
-    format.delta(events, who, "Hel", true);
-    format.delta(events, who, "lo", false);
+    stream_outcome so_far;
+    format->content(events, who, stream_chunk::delta("Hel"), so_far);
+    format->content(events, who, stream_chunk::delta("lo"), so_far);
+    // The seed API has no tools: a tool call or reasoning reaches no seed client.
+    format->content(events, who, stream_chunk::tool_call_start(0, "call_1", "f"), so_far);
+    format->content(events, who, stream_chunk::reasoning("hmm"), so_far);
     const std::string first =
         R"(data: {"content":"Hel","session_id":"s1","model_used":"local_small","model":"local"})"
         "\n\n";

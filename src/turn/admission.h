@@ -15,10 +15,10 @@
 #include <string>
 #include <variant>
 
-#include "api/app.h"
-#include "api/stream_relay.h"
 #include "core/api_error.h"
 #include "http/exchange.h"
+#include "streaming/relay.h"
+#include "turn/app_context.h"
 
 namespace sluice {
 

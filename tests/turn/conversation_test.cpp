@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "api/chat_pipeline.h"
+#include "turn/conversation.h"
 
 namespace sluice {
 namespace {

@@ -1,4 +1,4 @@
-#include "api/chat_api.h"
+#include "turn/chat_turn.h"
 
 // GCC 12 misreads Asio's awaitable frame allocator after inlining a coroutine here (a false
 // positive: frames are allocated and freed by the same awaitable_frame_base operators).
@@ -8,24 +8,20 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/beast/http/field.hpp>
-#include <boost/json/parse.hpp>
 #include <chrono>
 #include <memory>
 
-#include "api/admission.h"
-#include "api/chat_pipeline.h"
-#include "api/seed_request.h"
-#include "api/session_locks.h"
-#include "api/stream_relay.h"
-#include "api/usage_ledger.h"
 #include "core/blocking.h"
 #include "core/ids.h"
+#include "streaming/relay.h"
+#include "turn/admission.h"
+#include "turn/conversation.h"
+#include "turn/session_locks.h"
+#include "turn/usage_ledger.h"
 
 namespace sluice {
 
 namespace net = boost::asio;
-namespace http = boost::beast::http;
 
 namespace {
 
@@ -33,38 +29,6 @@ std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-// The session_id of a body, when it has a valid one; for error events sent before validation.
-std::string session_id_of(std::string_view body) {
-    boost::system::error_code ec;
-    auto root = boost::json::parse(body, ec);
-    if (ec || !root.is_object()) return {};
-    const auto* id = root.get_object().if_contains("session_id");
-    if (!id || !id->is_string() || !is_valid_session_id(id->get_string())) return {};
-    return std::string(id->get_string());
-}
-
-bool accepts_event_stream(const http_request& request) {
-    auto it = request.find(http::field::accept);
-    return it != request.end() &&
-           std::string_view{it->value()}.find("text/event-stream") != std::string_view::npos;
-}
-
-http_response json_seed_error(const http_request& request, const api_error& error,
-                              std::string_view session_id) {
-    http_response res{static_cast<http_status>(error.code), request.version()};
-    res.set(http::field::content_type, "application/json");
-    if (error.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(error.retry_after_s));
-    res.body() = error_event_json(error, session_id);
-    return res;
-}
-
-// POST /api/v1/chat answers errors as JSON, unless the client asked for a stream.
-http_response seed_chat_error(const http_request& request, const api_error& error) {
-    if (accepts_event_stream(request) || body_requests_stream(request.body()))
-        return seed_sse_error(request, error);
-    return json_seed_error(request, error, session_id_of(request.body()));
 }
 
 struct turn_record {
@@ -76,17 +40,21 @@ struct turn_record {
 
 // Stores the new turn and the answer (whatever ended it), and counts the usage.
 net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stream_outcome& out) {
-    const bool answered = !(out.error && out.text.empty() && !out.client_gone);
+    const bool answered = !(out.error && !out.has_content() && !out.client_gone);
     const auto now = now_ms();
     if (!out.model.empty()) turn.model = out.model;  // a fallback model answered
     std::vector<stored_message> messages;
     if (answered && !turn.session_id.empty()) {
         for (const auto& message : turn.new_messages) {
             if (message.role == "system") continue;  // a request's system prompt is not the session's
-            messages.push_back({.role = message.role, .content = message.content, .created_ms = now});
+            messages.push_back({.role = message.role,
+                                .content = message.content,
+                                .parts = message.parts,
+                                .created_ms = now});
         }
         messages.push_back({.role = "assistant",
                             .content = out.text,
+                            .parts = out.answer_parts(),
                             .model = turn.model,
                             .prompt_tokens = out.prompt_tokens,
                             .completion_tokens = out.completion_tokens,
@@ -114,10 +82,10 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
 // lives across a co_await a slot of its own in the frame, so the admission, session and routing
 // work is done in prepare_turn, whose frame is gone before the stream starts.
 struct turn_in_flight {
-    explicit turn_in_flight(stream_format wire_format) : format(std::move(wire_format)) {}
+    explicit turn_in_flight(std::unique_ptr<wire_format> wire) : format(std::move(wire)) {}
 
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    stream_format format;
+    std::unique_ptr<wire_format> format;
     std::string session_id;
     std::string key_id;
     stream_slot slot;  // must not move once wrap() was called: the turn never moves
@@ -131,12 +99,12 @@ struct turn_in_flight {
 // Admission, the session lock and history, routing: the turn ready to stream, or null when an
 // error response went out instead.
 net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, exchange& ex, chat_turn turn,
-                                                             stream_format format) {
+                                                             std::unique_ptr<wire_format> format) {
     auto flight = std::make_unique<turn_in_flight>(std::move(format));
     const auto& request = ex.request();
     const std::string& session_id = flight->session_id = std::move(turn.session_id);
     auto fail = [&](const api_error& error) {
-        return flight->format.error_response(request, error, session_id, nullptr);
+        return flight->format->error_response(request, error, session_id, nullptr);
     };
 
     // Per-key limits (429) before any model or session work; the slot lives as long as the stream.
@@ -187,29 +155,33 @@ net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, e
 
     std::vector<chat_message> conversation;
     for (auto& message : history) {
-        if (message.role == "system" || message.content.empty()) continue;
-        conversation.push_back({std::move(message.role), std::move(message.content)});
+        if (message.role == "system" || (message.content.empty() && message.parts.empty())) continue;
+        conversation.push_back(to_chat_message(std::move(message)));
     }
-    for (const auto& message : turn.messages) conversation.push_back(message);
+    for (const auto& message : turn.request.messages) conversation.push_back(message);
 
-    auto planned = app.routing->plan(route_request_for(conversation, turn.preferred_model, turn.model_type));
+    auto route = route_request_for(conversation, turn.preferred_model, turn.model_type);
+    route.needs_tools = turn.request.needs_tools() || needs_tools(conversation);
+    route.needs_images = needs_images(conversation);
+    auto planned = app.routing->plan(route);
     if (!planned.ok()) {
         auto res = fail(planned.error);
         co_await ex.respond(std::move(res));
         co_return nullptr;
     }
-    generation_params params = turn.params;
-    params.max_tokens = turn.max_tokens.value_or(k_default_max_tokens);
+    chat_request shape = std::move(turn.request);
+    std::vector<chat_message> new_messages = std::move(shape.messages);
+    shape.params.max_tokens = turn.max_tokens.value_or(k_default_max_tokens);
     const stream_identity base{.session_id = session_id};
     flight->candidates =
-        make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, params, base);
+        make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, shape, base);
     flight->options = {.heartbeat_interval = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
                        .request_timeout = std::chrono::seconds{app.cfg.server.request_timeout_s},
                        .streaming = turn.streaming,
-                       .format = &flight->format};
+                       .format = flight->format.get()};
     turn_record record{.key_id = key_id,
                        .session_id = session_id,
-                       .new_messages = std::move(turn.messages),
+                       .new_messages = std::move(new_messages),
                        .model = flight->candidates.front().identity.model};
     flight->persist = flight->slot.wrap([&app, record = std::move(record)](const stream_outcome& out) {
         return persist_turn(app, record, out);
@@ -233,49 +205,20 @@ net::awaitable<void> stream_turn(app_context& app, exchange& ex,
                  outcome.error ? " error: " + outcome.error->message : std::string{});
 }
 
-// Not a coroutine: the request is checked here and then run_chat_turn's coroutines run on their
-// own, so no frame of this layer waits for the stream.
-net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_stream) {
-    const auto& request = ex.request();
-    auto parsed = parse_seed_request(request.body(), app.cfg.models);
-    if (auto* error = std::get_if<api_error>(&parsed)) {
-        auto res = always_stream ? seed_sse_error(request, *error) : seed_chat_error(request, *error);
-        return ex.respond(std::move(res));
-    }
-    auto& seed = std::get<seed_request>(parsed);
-    chat_turn turn{.messages = {{"user", seed.message}},
-                   .session_id = seed.session_id.value_or(new_id("s_")),
-                   .lock_session = seed.session_id.has_value(),
-                   .new_session = !seed.session_id.has_value(),
-                   .preferred_model = seed.preferred_model,
-                   .model_type = seed.model_type,
-                   .max_tokens = seed.max_tokens,
-                   .streaming = always_stream || seed.stream};
-    turn.params.temperature = seed.temperature.value_or(k_default_temperature);
-    auto format = seed_stream_format(turn.streaming);
-    return run_chat_turn(app, ex, std::move(turn), std::move(format));
-}
-
 }  // namespace
+
+chat_message to_chat_message(stored_message stored) {
+    return {.role = std::move(stored.role),
+            .content = std::move(stored.content),
+            .parts = std::move(stored.parts)};
+}
 
 // Not a coroutine either: prepare_turn's frame (large: admission, session, routing) ends before
 // the stream, and stream_turn, which waits for the stream, stays small.
-net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn, stream_format format) {
+net::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn,
+                                   std::unique_ptr<wire_format> format) {
     auto prepare = prepare_turn(app, ex, std::move(turn), std::move(format));
     return stream_turn(app, ex, std::move(prepare));
-}
-
-http_response seed_sse_error(const http_request& request, const api_error& error) {
-    return sse_error_response(static_cast<http_status>(error.code),
-                              error_event_json(error, session_id_of(request.body())), error.retry_after_s,
-                              request.version(), request.keep_alive());
-}
-
-void add_chat_routes(router& routes, app_context& app) {
-    routes.add(http_verb::post, "/api/v1/chat/stream",
-               [&app](exchange& ex) { return handle_chat(app, ex, true); }, {.format_error = seed_sse_error});
-    routes.add(http_verb::post, "/api/v1/chat", [&app](exchange& ex) { return handle_chat(app, ex, false); },
-               {.format_error = seed_chat_error});
 }
 
 }  // namespace sluice

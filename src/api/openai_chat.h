@@ -1,7 +1,8 @@
 #pragma once
-// The OpenAI-compatible surface (SPEC §4): POST /v1/chat/completions and GET /v1/models, shaped so
-// the official SDKs work unchanged. Requests go through the same routing, session and streaming
-// path as the seed endpoint; only the wire format differs.
+// The OpenAI chat wire (SPEC §4): POST /v1/chat/completions and GET /v1/models, shaped so the
+// official SDKs work unchanged: tool calls, image parts and response formats included. Requests go
+// through the same turn as every API; only these bytes differ. openai_chat_wire.cpp parses the
+// request and writes the chunks, the completion and the errors; openai_chat.cpp is the endpoint.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,10 +10,13 @@
 #include <variant>
 #include <vector>
 
-#include "api/app.h"
+#include <memory>
+
 #include "core/api_error.h"
 #include "core/chat.h"
 #include "http/http_types.h"
+#include "streaming/wire_format.h"
+#include "turn/app_context.h"
 
 namespace sluice {
 
@@ -21,8 +25,13 @@ struct stream_identity;
 struct stream_outcome;
 
 struct openai_chat_request {
-    std::vector<chat_message> messages;  // roles normalised to system/user/assistant
-    std::string model = "auto";          // as asked: a configured name, auto, local_small, cloud_large
+    std::vector<chat_message> messages;  // roles normalised to system/user/assistant/tool
+    std::vector<tool_definition> tools;
+    tool_choice tools_choice;
+    std::optional<bool> parallel_tool_calls;
+    response_format format;
+    std::string extra;           // members sluice does not interpret, as one JSON object's text
+    std::string model = "auto";  // as asked: a configured name, auto, local_small, cloud_large
     bool stream = false;
     bool include_usage = false;     // stream_options.include_usage
     std::optional<int> max_tokens;  // max_completion_tokens wins over the older max_tokens
@@ -30,7 +39,6 @@ struct openai_chat_request {
     std::optional<double> top_p;
     std::vector<std::string> stop;
     std::optional<std::uint64_t> seed;
-    std::string user;
 };
 
 // Validates the body as OpenAI does (400 with a message naming the field); unknown fields are ignored.
@@ -63,7 +71,13 @@ std::string openai_usage_chunk(const openai_stream_ids& ids, std::string_view mo
                                int completion_tokens);
 std::string openai_completion_json(const openai_stream_ids& ids, std::string_view model,
                                    std::string_view content, std::string_view finish_reason,
-                                   int prompt_tokens, int completion_tokens);
+                                   int prompt_tokens, int completion_tokens,
+                                   const std::vector<content_part>& tool_calls = {});
+// The finish_reason OpenAI's clients know for one of sluice's (cancelled answers reach nobody).
+std::string_view openai_finish_reason(std::string_view reason);
+// The stream's wire format: a role chunk, content and tool-call chunks as OpenAI streams them, the
+// finish chunk, the usage chunk when asked for, then [DONE]; errors as OpenAI's error object.
+std::unique_ptr<wire_format> make_openai_chat_wire_format(bool include_usage);
 // GET /v1/models: {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}.
 std::string openai_models_json(const config& cfg);
 

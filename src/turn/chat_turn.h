@@ -1,0 +1,36 @@
+#pragma once
+// One chat turn, whatever API it arrived through: admission (limits), the session lock and history,
+// routing, the streaming core, storage of the turn and usage. An endpoint parses its request into a
+// chat_turn and hands over its wire format; nothing here knows any API's bytes.
+#include <boost/asio/awaitable.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/chat.h"
+#include "http/exchange.h"
+#include "streaming/wire_format.h"
+#include "turn/app_context.h"
+
+namespace sluice {
+
+struct chat_turn {
+    // The new messages (after the stored history; system ones allowed) and how to answer them: tools,
+    // tool choice, response format, sampling. params.max_tokens is replaced by max_tokens below.
+    chat_request request;
+    std::string session_id;     // empty: no session memory (nothing loaded or stored)
+    bool lock_session = false;  // an existing session may be continued: one turn at a time
+    bool new_session = false;   // session_id was just generated: nothing is stored under it
+    std::optional<std::string> preferred_model;
+    std::optional<std::string> model_type;  // "auto" | "local_small" | "cloud_large"; nullopt: the default
+    std::optional<int> max_tokens;          // nullopt: k_default_max_tokens; capped at the model's limit
+    bool streaming = true;
+};
+
+boost::asio::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn,
+                                           std::unique_ptr<wire_format> format);
+
+// A stored message as the conversation model holds it, and back.
+chat_message to_chat_message(stored_message stored);
+
+}  // namespace sluice
