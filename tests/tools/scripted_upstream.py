@@ -18,18 +18,61 @@ Control endpoints:
   POST /_reset   clears the log, the queue and the default script.
 
 Script fields (defaults):
-  chunks ["Hel", "lo"]       content deltas, one event each
-  chunk_delay_ms 0           pause before each content delta
+  chunks ["Hel", "lo"]       content deltas, one event each ([] = no text)
+  chunk_delay_ms 0           pause before each delta (thinking, content and tool-argument deltas alike)
   first_byte_delay_ms 0      pause before the response headers
   status 200                 non-200: the error body below, no stream
   error_body null            dict (sent as JSON) or string; null = a provider-shaped error
   retry_after null           Retry-After header value on the response
-  reset_after null           abort the TCP connection (RST) after N content deltas
+  reset_after null           abort the TCP connection (RST) after N deltas (thinking, content and
+                             tool-call deltas are all counted; with text only, N content deltas)
   hang false                 send the response headers, then nothing until the client leaves
   usage {"prompt_tokens": 5, "completion_tokens": 2}
-  finish_reason "stop"       "stop" | "length" (Anthropic: mapped to end_turn | max_tokens)
+  finish_reason null         null = "tool_calls" when tool_calls are scripted, else "stop"; or
+                             "stop" | "length" | "tool_calls" | any string (Anthropic: mapped to
+                             end_turn | max_tokens | tool_use, other values sent as given)
   split_bytes null           write the SSE byte stream in pieces of N bytes
-  error_event null           {"message", "type"}: after the chunks, an in-stream error instead of the end
+  error_event null           {"message", "type"}: after the last delta, an in-stream error instead of the end
+  tool_calls []              [{"id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}, ...]
+                             emitted after the text chunks, in order (parallel calls). "arguments" is the
+                             JSON text exactly as sent (a dict/list is json.dumps'ed); "id" defaults to
+                             call_<n> (OpenAI) / toolu_<n> (Anthropic), n from 1, and is sent verbatim
+                             on either wire when given.
+  arguments_split 8          stream each call's arguments in pieces of N characters, one delta each;
+                             0 = the whole arguments in one delta
+  openai_tool_quirk null     OpenAI stream only, deviations some OpenAI-compatible servers make:
+                             "no_index"    no "index" in any tool-call delta (meant for a single call)
+                             "repeat_name" function.name (and id, type) repeated in every delta
+                             "whole"       the whole arguments in the first delta (no fragment deltas)
+  thinking null              {"text": "...", "signature": "sig...", "chunks": [...]} reasoning before the
+                             text: "chunks" (default: "text" in pieces of 8 characters) are the deltas,
+                             "signature" defaults to "sig-scripted". Anthropic: a first "thinking" block
+                             (thinking_delta events, one signature_delta, content_block_stop); whole: a
+                             {"type": "thinking", "thinking", "signature"} block. OpenAI: the pieces as
+                             delta.reasoning_content (as DeepSeek, vLLM and llama-server send it);
+                             whole: message.reasoning_content (the openai npm SDK's stream helper
+                             keeps only the last fragment of this non-standard field: read the chunks).
+
+Wire shapes (as the real APIs send them):
+  OpenAI stream: a role chunk {"role": "assistant", "content": ""} ("content": null when there is no
+    text), reasoning_content deltas, content deltas, then per tool call a first delta {"index", "id",
+    "type": "function", "function": {"name", "arguments": ""}} and argument deltas {"index",
+    "function": {"arguments": fragment}}; the finish chunk (delta {}), the usage chunk (choices [])
+    when stream_options.include_usage, data: [DONE]. Whole: choices[0].message {"role", "content"
+    (null with tool calls and no text), "tool_calls": [{"id", "type": "function", "function": {"name",
+    "arguments"}}]}.
+  Anthropic stream: message_start, [thinking block], [text block: when there is text or no tool call],
+    per tool call content_block_start {"type": "tool_use", "id", "name", "input": {}}, input_json_delta
+    events {"partial_json"}, content_block_stop; a ping after the first content_block_start;
+    message_delta {"stop_reason", "stop_sequence"} + usage, message_stop. Whole: content blocks, the
+    tool_use blocks with "input" parsed from the arguments.
+  POST /v1/messages/count_tokens: {"input_tokens": N}, N = len(json.dumps([system, messages, tools],
+    separators=(",", ":"), sort_keys=True)) // 4 of the request body (missing fields are null); logged
+    like any request, consumes no script.
+
+Multi-turn tool loops: {"queue": [{"chunks": [], "tool_calls": [...]}, {"chunks": ["It is sunny"]}]}
+  answers the first request with the call and the second with text; /_log has both bodies, so a test
+  reads the tool result message the client sent in the second.
 """
 
 import argparse
@@ -52,11 +95,18 @@ DEFAULT_SCRIPT = {
     "reset_after": None,
     "hang": False,
     "usage": {"prompt_tokens": 5, "completion_tokens": 2},
-    "finish_reason": "stop",
+    "finish_reason": None,
     "retry_after": None,
     "split_bytes": None,
     "error_event": None,
+    "tool_calls": [],
+    "arguments_split": 8,
+    "openai_tool_quirk": None,
+    "thinking": None,
 }
+
+OPENAI_TOOL_QUIRKS = (None, "no_index", "repeat_name", "whole")
+THINKING_PIECE = 8
 
 HANG_LIMIT_S = 600
 
@@ -225,12 +275,15 @@ def error_response(script, default_body):
     return web.json_response(body, status=script["status"], headers=headers)
 
 
-async def run_exchange(request, wire):
+async def read_body(request):
     raw = await request.read()
     try:
-        body = json.loads(raw) if raw else None
+        return json.loads(raw) if raw else None
     except ValueError:
-        body = raw.decode(errors="replace")
+        return raw.decode(errors="replace")
+
+
+def log_request(request, body):
     headers, key_hash = logged_headers(request)
     entry = {
         "id": STATE.next_id,
@@ -249,6 +302,12 @@ async def run_exchange(request, wire):
     }
     STATE.next_id += 1
     STATE.log.append(entry)
+    return entry
+
+
+async def run_exchange(request, wire):
+    body = await read_body(request)
+    entry = log_request(request, body)
     script = STATE.next_script()
     entry["status"] = script["status"]
     exchange = Exchange(request, script, entry)
@@ -259,17 +318,18 @@ async def run_exchange(request, wire):
         streaming = isinstance(body, dict) and bool(body.get("stream"))
         if not streaming and not script["hang"] and script["reset_after"] is None:
             await exchange.pause(script["first_byte_delay_ms"] / 1000)
-            for _ in script["chunks"]:
-                await exchange.pause(script["chunk_delay_ms"] / 1000)
+            for kind, _ in wire.events(script, body):
+                if kind == DELTA:
+                    await exchange.pause(script["chunk_delay_ms"] / 1000)
             return web.json_response(wire.whole(script, body))
         await exchange.start_stream("text/event-stream")
         if script["hang"]:
             await exchange.hang()
             return exchange.response
-        await wire.stream(exchange, body)
-        transport = exchange.request.transport
-        if exchange.response is not None and transport is not None and not transport.is_closing():
-            await exchange.write_guarded(exchange.response.write_eof)
+        if await play(exchange, wire.events(script, body), wire.error_event(script)):
+            transport = exchange.request.transport
+            if exchange.response is not None and transport is not None and not transport.is_closing():
+                await exchange.write_guarded(exchange.response.write_eof)
         return exchange.response
     except ClientGone:
         return exchange.response or web.Response(status=499)
@@ -277,21 +337,79 @@ async def run_exchange(request, wire):
         exchange.finish()
 
 
-class ResetNow(Exception):
-    pass
+# A wire's stream is a list of (kind, bytes): FRAME events are always written, DELTA events carry model
+# output (counted by reset_after, each after chunk_delay_ms), END marks where an error_event or a
+# reset_after that outlasted the deltas cuts the stream.
+FRAME, DELTA, END = "frame", "delta", "end"
 
 
-async def content_chunks(exchange, make_event):
-    """Writes one event per scripted chunk; aborts the connection after reset_after of them."""
+async def play(exchange, events, error_event):
+    """Writes the events; False when the stream was cut (reset or in-stream error)."""
     script = exchange.script
-    for index, text in enumerate(script["chunks"]):
-        if script["reset_after"] is not None and index >= script["reset_after"]:
-            break
-        await exchange.pause(script["chunk_delay_ms"] / 1000)
-        await exchange.emit(make_event(text))
-    if script["reset_after"] is not None:
-        exchange.reset_connection()
-        raise ResetNow()
+    reset_after = script["reset_after"]
+    sent = 0
+    for kind, data in events:
+        if kind == DELTA:
+            if reset_after is not None and sent >= reset_after:
+                exchange.reset_connection()
+                return False
+            await exchange.pause(script["chunk_delay_ms"] / 1000)
+            await exchange.emit(data)
+            sent += 1
+        elif kind == END:
+            if reset_after is not None:
+                exchange.reset_connection()
+                return False
+            if error_event is not None:
+                await exchange.emit(error_event)
+                return True
+        else:
+            await exchange.emit(data)
+    return True
+
+
+def finish_reason(script):
+    if script["finish_reason"] is not None:
+        return script["finish_reason"]
+    return "tool_calls" if script["tool_calls"] else "stop"
+
+
+def scripted_tool_calls(script, id_prefix):
+    calls = []
+    for n, call in enumerate(script["tool_calls"] or [], 1):
+        arguments = call.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        calls.append({"id": call.get("id") or f"{id_prefix}{n}", "name": call["name"], "arguments": arguments})
+    return calls
+
+
+def pieces(text, size):
+    if not size or len(text) <= size:
+        return [text]
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def scripted_thinking(script):
+    thinking = script["thinking"]
+    if not thinking:
+        return None
+    text = thinking.get("text")
+    chunks = thinking.get("chunks")
+    if chunks is None:
+        chunks = pieces(text, THINKING_PIECE) if text else []
+    return {"text": text if text is not None else "".join(chunks), "chunks": list(chunks),
+            "signature": thinking.get("signature", "sig-scripted")}
+
+
+def request_model(body):
+    return body.get("model", "scripted") if isinstance(body, dict) else "scripted"
+
+
+def total_usage(script):
+    usage = dict(script["usage"])
+    usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    return usage
 
 
 class OpenAIWire:
@@ -304,21 +422,53 @@ class OpenAIWire:
                           "code": status}}
 
     @staticmethod
-    def whole(script, body):
-        usage = dict(script["usage"])
-        usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
-        return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
-                "model": (body or {}).get("model", "scripted") if isinstance(body, dict) else "scripted",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(script["chunks"])},
-                             "finish_reason": script["finish_reason"]}],
-                "usage": usage}
+    def error_event(script):
+        return None if script["error_event"] is None else sse({"error": dict(script["error_event"])})
 
     @staticmethod
-    async def stream(exchange, body):
-        script = exchange.script
-        model = body.get("model", "scripted") if isinstance(body, dict) else "scripted"
+    def whole(script, body):
+        calls = scripted_tool_calls(script, "call_")
+        thinking = scripted_thinking(script)
+        text = "".join(script["chunks"])
+        message = {"role": "assistant", "content": text if script["chunks"] or not calls else None}
+        if thinking is not None:
+            message["reasoning_content"] = thinking["text"]
+        if calls:
+            message["tool_calls"] = [{"id": c["id"], "type": "function",
+                                      "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
+        return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
+                "model": request_model(body),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(script)}],
+                "usage": total_usage(script)}
+
+    @staticmethod
+    def tool_deltas(script, index, call):
+        quirk = script["openai_tool_quirk"]
+        first = {"index": index, "id": call["id"], "type": "function",
+                 "function": {"name": call["name"], "arguments": ""}}
+        fragments = pieces(call["arguments"], script["arguments_split"])
+        if quirk == "whole":
+            first["function"]["arguments"] = call["arguments"]
+            fragments = []
+        deltas = [first]
+        for fragment in fragments:
+            if quirk == "repeat_name":
+                deltas.append({"index": index, "id": call["id"], "type": "function",
+                               "function": {"name": call["name"], "arguments": fragment}})
+            else:
+                deltas.append({"index": index, "function": {"arguments": fragment}})
+        if quirk == "no_index":
+            for delta in deltas:
+                del delta["index"]
+        return deltas
+
+    @staticmethod
+    def events(script, body):
+        model = request_model(body)
         include_usage = isinstance(body, dict) and bool((body.get("stream_options") or {}).get("include_usage"))
         created = int(time.time())
+        calls = scripted_tool_calls(script, "call_")
+        thinking = scripted_thinking(script)
 
         def chunk(delta, finish=None):
             event = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": created,
@@ -327,25 +477,34 @@ class OpenAIWire:
                 event["usage"] = None
             return sse(event)
 
-        await exchange.emit(chunk({"role": "assistant", "content": ""}))
-        try:
-            await content_chunks(exchange, lambda text: chunk({"content": text}))
-        except ResetNow:
-            return
-        if script["error_event"] is not None:
-            await exchange.emit(sse({"error": dict(script["error_event"])}))
-            return
-        await exchange.emit(chunk({}, script["finish_reason"]))
+        events = [(FRAME, chunk({"role": "assistant", "content": "" if script["chunks"] or not calls else None}))]
+        for piece in thinking["chunks"] if thinking else []:
+            events.append((DELTA, chunk({"reasoning_content": piece})))
+        for text in script["chunks"]:
+            events.append((DELTA, chunk({"content": text})))
+        for index, call in enumerate(calls):
+            for delta in OpenAIWire.tool_deltas(script, index, call):
+                events.append((DELTA, chunk({"tool_calls": [delta]})))
+        events.append((END, None))
+        events.append((FRAME, chunk({}, finish_reason(script))))
         if include_usage:
-            usage = dict(script["usage"])
-            usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
-            await exchange.emit(sse({"id": "chatcmpl-scripted", "object": "chat.completion.chunk",
-                                     "created": created, "model": model, "choices": [], "usage": usage}))
-        await exchange.emit(sse("[DONE]"))
+            events.append((FRAME, sse({"id": "chatcmpl-scripted", "object": "chat.completion.chunk",
+                                       "created": created, "model": model, "choices": [],
+                                       "usage": total_usage(script)})))
+        events.append((FRAME, sse("[DONE]")))
+        return events
+
+
+def parsed_input(arguments):
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class AnthropicWire:
-    STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+    STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
     @staticmethod
     def error_body(script):
@@ -357,46 +516,90 @@ class AnthropicWire:
                                            "message": f"scripted upstream error {status}"}}
 
     @staticmethod
+    def error_event(script):
+        if script["error_event"] is None:
+            return None
+        error = {"type": script["error_event"].get("type", "api_error"),
+                 "message": script["error_event"].get("message", "scripted error")}
+        return sse({"type": "error", "error": error}, "error")
+
+    @staticmethod
     def stop_reason(script):
-        return AnthropicWire.STOP_REASONS.get(script["finish_reason"], script["finish_reason"])
+        reason = finish_reason(script)
+        return AnthropicWire.STOP_REASONS.get(reason, reason)
 
     @staticmethod
     def whole(script, body):
+        calls = scripted_tool_calls(script, "toolu_")
+        thinking = scripted_thinking(script)
+        content = []
+        if thinking is not None:
+            content.append({"type": "thinking", "thinking": thinking["text"], "signature": thinking["signature"]})
+        if script["chunks"] or not calls:
+            content.append({"type": "text", "text": "".join(script["chunks"])})
+        for call in calls:
+            content.append({"type": "tool_use", "id": call["id"], "name": call["name"],
+                            "input": parsed_input(call["arguments"])})
         return {"id": "msg_scripted", "type": "message", "role": "assistant",
-                "model": (body or {}).get("model", "scripted") if isinstance(body, dict) else "scripted",
-                "content": [{"type": "text", "text": "".join(script["chunks"])}],
+                "model": request_model(body), "content": content,
                 "stop_reason": AnthropicWire.stop_reason(script), "stop_sequence": None,
                 "usage": {"input_tokens": script["usage"].get("prompt_tokens", 0),
                           "output_tokens": script["usage"].get("completion_tokens", 0)}}
 
     @staticmethod
-    async def stream(exchange, body):
-        script = exchange.script
-        model = body.get("model", "scripted") if isinstance(body, dict) else "scripted"
+    def events(script, body):
         usage = script["usage"]
-        await exchange.emit(sse({"type": "message_start", "message": {
-            "id": "msg_scripted", "type": "message", "role": "assistant", "content": [], "model": model,
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": 1}}}, "message_start"))
-        await exchange.emit(sse({"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}, "content_block_start"))
-        await exchange.emit(sse({"type": "ping"}, "ping"))
-        try:
-            await content_chunks(exchange, lambda text: sse(
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-                "content_block_delta"))
-        except ResetNow:
-            return
-        if script["error_event"] is not None:
-            error = {"type": script["error_event"].get("type", "api_error"),
-                     "message": script["error_event"].get("message", "scripted error")}
-            await exchange.emit(sse({"type": "error", "error": error}, "error"))
-            return
-        await exchange.emit(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-        await exchange.emit(sse({"type": "message_delta",
-                                 "delta": {"stop_reason": AnthropicWire.stop_reason(script), "stop_sequence": None},
-                                 "usage": {"output_tokens": usage.get("completion_tokens", 0)}}, "message_delta"))
-        await exchange.emit(sse({"type": "message_stop"}, "message_stop"))
+        calls = scripted_tool_calls(script, "toolu_")
+        thinking = scripted_thinking(script)
+
+        def delta(index, payload):
+            return sse({"type": "content_block_delta", "index": index, "delta": payload}, "content_block_delta")
+
+        blocks = []  # (content_block, [delta payloads])
+        if thinking is not None:
+            blocks.append(({"type": "thinking", "thinking": "", "signature": ""},
+                           [{"type": "thinking_delta", "thinking": piece} for piece in thinking["chunks"]] +
+                           [{"type": "signature_delta", "signature": thinking["signature"]}]))
+        if script["chunks"] or not calls:
+            blocks.append(({"type": "text", "text": ""},
+                           [{"type": "text_delta", "text": text} for text in script["chunks"]]))
+        for call in calls:
+            blocks.append(({"type": "tool_use", "id": call["id"], "name": call["name"], "input": {}},
+                           [{"type": "input_json_delta", "partial_json": fragment}
+                            for fragment in pieces(call["arguments"], script["arguments_split"])]))
+
+        events = [(FRAME, sse({"type": "message_start", "message": {
+            "id": "msg_scripted", "type": "message", "role": "assistant", "content": [],
+            "model": request_model(body), "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": 1}}}, "message_start"))]
+        for index, (block, payloads) in enumerate(blocks):
+            events.append((FRAME, sse({"type": "content_block_start", "index": index, "content_block": block},
+                                      "content_block_start")))
+            if index == 0:
+                events.append((FRAME, sse({"type": "ping"}, "ping")))
+            events.extend((DELTA, delta(index, payload)) for payload in payloads)
+            if index == len(blocks) - 1:
+                events.append((END, None))  # an error_event comes before the last block's stop
+            events.append((FRAME, sse({"type": "content_block_stop", "index": index}, "content_block_stop")))
+        events.append((FRAME, sse({"type": "message_delta",
+                                   "delta": {"stop_reason": AnthropicWire.stop_reason(script), "stop_sequence": None},
+                                   "usage": {"output_tokens": usage.get("completion_tokens", 0)}}, "message_delta")))
+        events.append((FRAME, sse({"type": "message_stop"}, "message_stop")))
+        return events
+
+
+def estimate_input_tokens(body):
+    body = body if isinstance(body, dict) else {}
+    counted = [body.get("system"), body.get("messages"), body.get("tools")]
+    return len(json.dumps(counted, separators=(",", ":"), sort_keys=True)) // 4
+
+
+async def count_tokens(request):
+    body = await read_body(request)
+    entry = log_request(request, body)
+    entry["status"] = 200
+    entry["t_end"] = time.monotonic()
+    return web.json_response({"input_tokens": estimate_input_tokens(body)})
 
 
 async def chat_completions(request):
@@ -413,6 +616,9 @@ async def set_script(request):
     unknown = [k for k in list(fields) + [k for s in body.get("queue", []) for k in s] if k not in DEFAULT_SCRIPT]
     if unknown:
         return web.json_response({"error": f"unknown script fields: {sorted(set(unknown))}"}, status=400)
+    quirks = [s.get("openai_tool_quirk") for s in [fields] + body.get("queue", [])]
+    if any(q not in OPENAI_TOOL_QUIRKS for q in quirks):
+        return web.json_response({"error": f"openai_tool_quirk must be one of {OPENAI_TOOL_QUIRKS}"}, status=400)
     if "queue" in body:
         STATE.queue = [make_script(s) for s in body["queue"]]
     if fields or "queue" not in body:
@@ -440,6 +646,7 @@ async def main():
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/chat/completions", chat_completions)
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_post("/_script", set_script)
     app.router.add_get("/_log", get_log)
     app.router.add_post("/_reset", reset)
