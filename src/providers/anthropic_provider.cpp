@@ -1,10 +1,14 @@
 #include "providers/anthropic_provider.h"
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <atomic>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <cstddef>
+#include <string>
+#include <string_view>
 
 #include "providers/cloud_common.h"
 
@@ -17,7 +21,8 @@ namespace {
 constexpr const char* k_anthropic_version = "2023-06-01";
 
 std::string finish_reason_of(std::string_view stop_reason) {
-    // end_turn, stop_sequence, tool_use... all end the text normally for a chat client.
+    // end_turn, stop_sequence, pause_turn, refusal... all end the text normally for a chat client.
+    if (stop_reason == "tool_use") return "tool_calls";
     return stop_reason == "max_tokens" ? "length" : "stop";
 }
 
@@ -27,8 +32,128 @@ int int_field(const json::value* object, const char* name) {
     return field && field->is_int64() ? static_cast<int>(field->get_int64()) : -1;
 }
 
+std::string_view string_field(const json::object& object, std::string_view name) {
+    auto* field = object.if_contains(name);
+    return field && field->is_string() ? std::string_view(field->get_string()) : std::string_view{};
+}
+
+// A JSON Schema given as text; a schema that does not parse to an object accepts any object.
+json::value schema_value(const std::string& text) {
+    boost::system::error_code ec;
+    auto value = json::parse(text, ec);
+    if (ec || !value.is_object()) return json::object{{"type", "object"}, {"properties", json::object{}}};
+    return value;
+}
+
+// A tool call's arguments as the object Anthropic's tool_use.input must be; {} when they are not
+// one (a model's malformed JSON is not worth failing the whole next turn for).
+json::value input_value(const std::string& arguments) {
+    boost::system::error_code ec;
+    auto value = json::parse(arguments, ec);
+    if (ec || !value.is_object()) return json::object{};
+    return value;
+}
+
+bool is_thinking_block(const json::value& block) {
+    const auto* object = block.if_object();
+    if (!object) return false;
+    const auto type = string_field(*object, "type");
+    return type == "thinking" || type == "redacted_thinking";
+}
+
+// The content blocks of a message with parts. Thinking (only the signed or redacted kind: the API
+// rejects thinking it cannot verify) goes first, then the text, then the tool calls (assistant);
+// tool results, then text and images (user).
+json::array content_blocks(const chat_message& message, bool assistant) {
+    json::array thinking;
+    json::array results;
+    json::array texts;
+    json::array calls;
+    for (const auto& part : message.parts) {
+        switch (part.type) {
+            case content_part::kind::text:
+                if (!part.text.empty()) texts.push_back(json::object{{"type", "text"}, {"text", part.text}});
+                break;
+            case content_part::kind::image:
+                if (assistant) break;
+                if (part.media_type.empty()) {
+                    texts.push_back(json::object{
+                        {"type", "image"}, {"source", json::object{{"type", "url"}, {"url", part.text}}}});
+                } else {
+                    texts.push_back(json::object{{"type", "image"},
+                                                 {"source", json::object{{"type", "base64"},
+                                                                         {"media_type", part.media_type},
+                                                                         {"data", part.text}}}});
+                }
+                break;
+            case content_part::kind::tool_call:
+                if (!assistant) break;
+                calls.push_back(json::object{{"type", "tool_use"},
+                                             {"id", part.id},
+                                             {"name", part.name},
+                                             {"input", input_value(part.arguments)}});
+                break;
+            case content_part::kind::tool_result: {
+                if (assistant) break;
+                json::object result{
+                    {"type", "tool_result"}, {"tool_use_id", part.id}, {"content", part.text}};
+                if (part.is_error) result["is_error"] = true;
+                results.push_back(std::move(result));
+                break;
+            }
+            case content_part::kind::reasoning:
+                if (!assistant) break;
+                if (part.redacted) {
+                    if (!part.text.empty())
+                        thinking.push_back(json::object{{"type", "redacted_thinking"}, {"data", part.text}});
+                } else if (!part.signature.empty()) {
+                    thinking.push_back(json::object{
+                        {"type", "thinking"}, {"thinking", part.text}, {"signature", part.signature}});
+                }
+                break;
+        }
+    }
+    json::array blocks = std::move(thinking);
+    for (auto* group : {&results, &texts, &calls})
+        for (auto& block : *group) blocks.push_back(std::move(block));
+    return blocks;
+}
+
+// A turn's content as blocks (a string becomes one text block, unless it is empty).
+json::array& as_blocks(json::value& content) {
+    if (content.is_string()) {
+        json::array blocks;
+        if (!content.get_string().empty())
+            blocks.push_back(json::object{{"type", "text"}, {"text", content.get_string()}});
+        content = std::move(blocks);
+    }
+    return content.as_array();
+}
+
+// Joins `content` into the turn before it, of the same role: two strings as today (a blank line
+// between them), anything else as blocks, the new thinking after the turn's own (thinking first).
+void join_turn(json::value& turn_content, json::value content) {
+    if (turn_content.is_string() && content.is_string()) {
+        auto& text = turn_content.as_string();
+        text.append("\n\n");
+        text.append(content.get_string());
+        return;
+    }
+    auto& blocks = as_blocks(turn_content);
+    auto& more = as_blocks(content);
+    auto thinking_end = std::find_if_not(blocks.begin(), blocks.end(), is_thinking_block);
+    std::size_t at = static_cast<std::size_t>(thinking_end - blocks.begin());
+    for (auto& block : more) {
+        if (is_thinking_block(block))
+            blocks.insert(blocks.begin() + static_cast<std::ptrdiff_t>(at++), std::move(block));
+        else
+            blocks.push_back(std::move(block));
+    }
+}
+
 // The Messages API takes the system prompt apart and wants user/assistant turns that alternate,
-// starting with the user; neighbouring turns of one role are joined.
+// starting with the user; neighbouring turns of one role are joined. A tool message is a user turn
+// of tool_result blocks, so a run of them and the user text after it make one turn.
 json::object messages_body(const chat_request& request) {
     std::string system;
     json::array turns;
@@ -40,19 +165,145 @@ json::object messages_body(const chat_request& request) {
             continue;
         }
         std::string role = message.role == "assistant" ? "assistant" : "user";
-        if (turns.empty() && role == "assistant") continue;  // history trimmed mid-conversation
+        // History trimmed mid-conversation: an answer, or the results of calls that were cut away.
+        if (turns.empty() && (role == "assistant" || message.role == "tool")) continue;
+        json::value content(message.content);
+        if (message.has_parts()) {
+            json::array blocks = content_blocks(message, role == "assistant");
+            if (!blocks.empty()) content = std::move(blocks);
+        }
         if (role == last_role) {
-            auto& content = turns.back().as_object()["content"].as_string();
-            content.append("\n\n");
-            content.append(message.content);
+            join_turn(turns.back().as_object()["content"], std::move(content));
             continue;
         }
-        turns.push_back(json::object{{"role", role}, {"content", message.content}});
+        turns.push_back(json::object{{"role", role}, {"content", std::move(content)}});
         last_role = role;
     }
     json::object body{{"messages", std::move(turns)}};
     if (!system.empty()) body["system"] = system;
     return body;
+}
+
+// tools, tool_choice (with disable_parallel_tool_use) and what Anthropic has no parameter for.
+void add_tools(const chat_request& request, json::object& body) {
+    if (!request.tools.empty()) {
+        json::array tools;
+        for (const auto& tool : request.tools) {
+            json::object entry{{"name", tool.name}};
+            if (!tool.description.empty()) entry["description"] = tool.description;
+            entry["input_schema"] = schema_value(tool.parameters);
+            tools.push_back(std::move(entry));
+        }
+        body["tools"] = std::move(tools);
+        const bool serial = request.parallel_tool_calls && !*request.parallel_tool_calls;
+        json::object choice;
+        switch (request.tools_choice.type) {
+            case tool_choice::mode::auto_:
+                if (serial) choice["type"] = "auto";
+                break;
+            case tool_choice::mode::none:
+                choice["type"] = "none";  // takes no disable_parallel_tool_use: no call, nothing to serialise
+                break;
+            case tool_choice::mode::required:
+                choice["type"] = "any";
+                break;
+            case tool_choice::mode::named:
+                choice["type"] = "tool";
+                choice["name"] = request.tools_choice.name;
+                break;
+        }
+        if (serial && request.tools_choice.type != tool_choice::mode::none)
+            choice["disable_parallel_tool_use"] = true;
+        if (!choice.empty()) body["tool_choice"] = std::move(choice);
+    }
+    if (request.format.type != response_format::kind::text)
+        spdlog::debug(
+            "anthropic upstream: no response_format parameter; the JSON format is left to the prompt");
+}
+
+// Anthropic's input_tokens leaves out the prompt read from and written to the cache; prompt_tokens
+// counts the whole prompt, as OpenAI's does, with cached_tokens and cache_write_tokens parts of it.
+// message_delta may repeat the counts (cumulative); there a 0 says nothing new.
+void take_prompt_usage(const json::value* usage, cloud_stream_state& state, bool zero_is_unknown) {
+    auto count = [&](const char* name) {
+        int value = int_field(usage, name);
+        return zero_is_unknown && value == 0 ? -1 : value;
+    };
+    const int input = count("input_tokens");
+    const int read = count("cache_read_input_tokens");
+    const int write = count("cache_creation_input_tokens");
+    if (input < 0 && read < 0 && write < 0) return;
+    int uncached = state.prompt_tokens - state.cached_tokens - state.cache_write_tokens;
+    if (input >= 0) uncached = input;
+    if (read >= 0) state.cached_tokens = read;
+    if (write >= 0) state.cache_write_tokens = write;
+    state.prompt_tokens = uncached + state.cached_tokens + state.cache_write_tokens;
+    state.has_usage = true;
+}
+
+int block_index(const json::object& event) {
+    auto* index = event.if_contains("index");
+    return index && index->is_int64() ? static_cast<int>(index->get_int64()) : -1;
+}
+
+void take_block_start(const json::object& event, cloud_stream_state& state, chunk_batch& out) {
+    auto* block_value = event.if_contains("content_block");
+    const json::object* block = block_value ? block_value->if_object() : nullptr;
+    if (!block) return;
+    const auto type = string_field(*block, "type");
+    if (type == "tool_use") {
+        const int number = state.begin_call(block_index(event));
+        std::string id(string_field(*block, "id"));
+        if (id.empty()) id = "toolu_" + std::to_string(number);
+        ++state.deltas;
+        out.push_back(
+            stream_chunk::tool_call_start(number, std::move(id), std::string(string_field(*block, "name"))));
+        // The API starts with input {} and streams the arguments; a server that sends them whole here
+        // has them read as one fragment.
+        auto* input = block->if_contains("input");
+        if (input && input->is_object() && !input->get_object().empty()) {
+            ++state.deltas;
+            out.push_back(stream_chunk::tool_call_delta(number, json::serialize(*input)));
+        }
+    } else if (type == "text" || type == "thinking") {
+        const auto text = string_field(*block, type);
+        if (text.empty()) return;
+        ++state.deltas;
+        out.push_back(type == "text" ? stream_chunk::delta(std::string(text))
+                                     : stream_chunk::reasoning(std::string(text)));
+    }
+    // redacted_thinking: encrypted, for the upstream only; a chunk has no way to carry it back to a
+    // client as such, so it is left out (the next turn then goes without it, which the API accepts).
+}
+
+void take_block_delta(const json::object& event, cloud_stream_state& state, chunk_batch& out) {
+    auto* delta_value = event.if_contains("delta");
+    const json::object* delta = delta_value ? delta_value->if_object() : nullptr;
+    if (!delta) return;
+    const auto type = string_field(*delta, "type");
+    if (type == "input_json_delta") {
+        const int number = state.call_at(block_index(event));
+        const auto fragment = string_field(*delta, "partial_json");
+        if (number < 0 || fragment.empty()) return;  // a fragment of a call that never began
+        ++state.deltas;
+        out.push_back(stream_chunk::tool_call_delta(number, std::string(fragment)));
+    } else if (type == "thinking_delta") {
+        const auto text = string_field(*delta, "thinking");
+        if (text.empty()) return;
+        ++state.deltas;
+        out.push_back(stream_chunk::reasoning(std::string(text)));
+    } else if (type == "signature_delta") {
+        const auto signature = string_field(*delta, "signature");
+        if (signature.empty()) return;
+        ++state.deltas;
+        out.push_back(stream_chunk::reasoning({}, std::string(signature)));
+    } else if (type == "text_delta" || type.empty()) {
+        const auto text = string_field(*delta, "text");
+        if (text.empty()) return;
+        ++state.deltas;
+        out.push_back(stream_chunk::delta(std::string(text)));
+    }
+    // citations_delta and future kinds carry nothing for us
 }
 
 // One event of Messages streaming: message_start, content_block_*, message_delta, message_stop,
@@ -75,19 +326,11 @@ bool take_anthropic_event(const sse_event& event, cloud_stream_state& state, chu
     if (type == "message_start") {
         auto* message = object->if_contains("message");
         auto* usage = message && message->is_object() ? message->get_object().if_contains("usage") : nullptr;
-        if (int input = int_field(usage, "input_tokens"); input >= 0) {
-            state.has_usage = true;
-            state.prompt_tokens = input;
-        }
+        take_prompt_usage(usage, state, false);
+    } else if (type == "content_block_start") {
+        take_block_start(*object, state, out);
     } else if (type == "content_block_delta") {
-        auto* delta = object->if_contains("delta");
-        if (delta && delta->is_object()) {
-            auto* text = delta->get_object().if_contains("text");
-            if (text && text->is_string() && !text->get_string().empty()) {
-                ++state.deltas;
-                out.push_back(stream_chunk::delta(std::string(text->get_string())));
-            }
-        }
+        take_block_delta(*object, state, out);
     } else if (type == "message_delta") {
         if (auto* delta = object->if_contains("delta"); delta && delta->is_object()) {
             auto* reason = delta->get_object().if_contains("stop_reason");
@@ -98,11 +341,11 @@ bool take_anthropic_event(const sse_event& event, cloud_stream_state& state, chu
             state.has_usage = true;
             state.completion_tokens = output;
         }
-        if (int input = int_field(usage, "input_tokens"); input > 0) state.prompt_tokens = input;
+        take_prompt_usage(usage, state, true);
     } else if (type == "message_stop") {
         state.ended = true;
     }
-    return true;  // ping, content_block_start/stop and future event types carry nothing for us
+    return true;  // ping, content_block_stop and future event types carry nothing for us
 }
 
 class anthropic_provider final : public cloud_provider {
@@ -117,6 +360,7 @@ class anthropic_provider final : public cloud_provider {
 
     upstream_request build_request(const chat_request& request) const override {
         json::object body = messages_body(request);
+        add_tools(request, body);
         body["model"] = upstream_model_name(cfg_);
         body["max_tokens"] = request.params.max_tokens;
         body["stream"] = true;
