@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <boost/json/parse.hpp>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "core/ids.h"
@@ -151,6 +155,225 @@ TEST_F(anthropic_provider_test, reset_mid_stream_is_an_error_after_the_deltas) {
     ASSERT_EQ(chunks.size(), 2u);
     EXPECT_EQ(chunks[0].text, "one");
     EXPECT_EQ(chunks[1].code, 502);
+}
+
+// The content chunks of one kind, in order.
+std::vector<stream_chunk> of_kind(const std::vector<stream_chunk>& chunks, stream_chunk::kind kind) {
+    std::vector<stream_chunk> out;
+    for (const auto& chunk : chunks)
+        if (chunk.type == kind) out.push_back(chunk);
+    return out;
+}
+
+TEST_F(anthropic_provider_test, streams_text_then_two_tool_calls_with_their_argument_fragments) {
+    const std::string weather_args = R"({"city":"Paris","unit":"celsius"})";
+    const std::string time_args = R"({"zone":"Europe/Paris"})";
+    upstream_->script(
+        {{"chunks", json::array{"Let me ", "check."}},
+         {"tool_calls",
+          json::array{
+              json::object{{"id", "toolu_weather"}, {"name", "get_weather"}, {"arguments", weather_args}},
+              json::object{{"id", "toolu_time"}, {"name", "get_time"}, {"arguments", time_args}}}},
+         {"arguments_split", 5}});
+    auto chunks = collect();
+
+    std::string text;
+    for (const auto& chunk : of_kind(chunks, stream_chunk::kind::delta)) text += chunk.text;
+    EXPECT_EQ(text, "Let me check.");
+    auto starts = of_kind(chunks, stream_chunk::kind::tool_call_start);
+    ASSERT_EQ(starts.size(), 2u);
+    EXPECT_EQ(starts[0].index, 0);
+    EXPECT_EQ(starts[0].id, "toolu_weather");
+    EXPECT_EQ(starts[0].name, "get_weather");
+    EXPECT_EQ(starts[1].index, 1);
+    EXPECT_EQ(starts[1].id, "toolu_time");
+    EXPECT_EQ(starts[1].name, "get_time");
+    std::string arguments[2];
+    int fragments = 0;
+    for (const auto& chunk : of_kind(chunks, stream_chunk::kind::tool_call_delta)) {
+        ASSERT_TRUE(chunk.index == 0 || chunk.index == 1) << chunk.index;
+        EXPECT_FALSE(chunk.text.empty());
+        arguments[chunk.index] += chunk.text;
+        ++fragments;
+    }
+    EXPECT_EQ(arguments[0], weather_args);
+    EXPECT_EQ(arguments[1], time_args);
+    EXPECT_GT(fragments, 2);  // streamed in pieces, not whole
+    // The text comes before the first call, each call's start before its fragments.
+    auto first_start = std::find_if(chunks.begin(), chunks.end(), [](const stream_chunk& chunk) {
+        return chunk.type == stream_chunk::kind::tool_call_start;
+    });
+    EXPECT_EQ(std::find_if(first_start, chunks.end(),
+                           [](const stream_chunk& chunk) { return chunk.type == stream_chunk::kind::delta; }),
+              chunks.end());
+    ASSERT_GE(chunks.size(), 2u);
+    EXPECT_EQ(chunks[chunks.size() - 2].type, stream_chunk::kind::usage);
+    EXPECT_EQ(chunks.back().type, stream_chunk::kind::finish);
+    EXPECT_EQ(chunks.back().finish_reason, "tool_calls");
+}
+
+TEST_F(anthropic_provider_test, thinking_becomes_reasoning_chunks_with_the_signature) {
+    const std::string thinking = "The user wants a greeting; keep it short and friendly.";
+    upstream_->script({{"thinking", json::object{{"text", thinking}, {"signature", "sig-EqQBCgIYAhIM"}}},
+                       {"chunks", json::array{"Hello!"}}});
+    auto chunks = collect();
+
+    auto reasoning = of_kind(chunks, stream_chunk::kind::reasoning);
+    ASSERT_GE(reasoning.size(), 2u);
+    std::string text;
+    std::vector<std::string> signatures;
+    for (const auto& chunk : reasoning) {
+        text += chunk.text;
+        if (!chunk.signature.empty()) signatures.push_back(chunk.signature);
+    }
+    EXPECT_EQ(text, thinking);
+    ASSERT_EQ(signatures.size(), 1u);
+    EXPECT_EQ(signatures[0], "sig-EqQBCgIYAhIM");
+    // All of the thinking comes before the answer.
+    ASSERT_EQ(chunks[reasoning.size()].type, stream_chunk::kind::delta);
+    EXPECT_EQ(chunks[reasoning.size()].text, "Hello!");
+    EXPECT_EQ(chunks.back().finish_reason, "stop");
+}
+
+TEST_F(anthropic_provider_test, sends_images_tool_calls_and_merged_tool_results_in_the_anthropic_shape) {
+    chat_request request;
+    request.messages.push_back({"system", "You are a weather bot."});
+    chat_message question{"user", "What is this? And the weather?", {}};
+    question.parts = {content_part::text_part("What is this? And the weather?"),
+                      {.type = content_part::kind::image, .text = "iVBORw0KGgo=", .media_type = "image/png"},
+                      {.type = content_part::kind::image, .text = "https://example.com/cat.jpg"}};
+    request.messages.push_back(question);
+    chat_message answer{"assistant", "Checking.", {}};
+    answer.parts = {
+        content_part::text_part("Checking."),
+        content_part::tool_call("toolu_1", "get_weather", R"({"city":"Paris"})"),
+        content_part::tool_call("toolu_2", "get_time", "not json"),
+        // Listed after the text, sent first; the unsigned one is not sent at all.
+        {.type = content_part::kind::reasoning, .text = "Two tools.", .signature = "sig-1"},
+        {.type = content_part::kind::reasoning, .text = "unsigned"},
+    };
+    request.messages.push_back(answer);
+    request.messages.push_back({"tool", "18C", {content_part::tool_result("toolu_1", "18C")}});
+    request.messages.push_back(
+        {"tool", "no clock", {content_part::tool_result("toolu_2", "no clock", /*is_error=*/true)}});
+    request.messages.push_back({"user", "Thanks"});
+    request.tools = {{"get_weather", "The weather in a city",
+                      R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})"},
+                     {"get_time", "", "not a schema"}};
+    request.tools_choice.type = tool_choice::mode::required;
+    collect(request);
+
+    auto log = upstream_->requests();
+    ASSERT_EQ(log.size(), 1u);
+    const auto& body = log[0].at("body").as_object();
+    EXPECT_EQ(body.at("system").as_string(), "You are a weather bot.");
+    const auto& messages = body.at("messages").as_array();
+    ASSERT_EQ(messages.size(), 3u);
+
+    EXPECT_EQ(messages[0].at("role").as_string(), "user");
+    const auto& asked = messages[0].at("content").as_array();
+    ASSERT_EQ(asked.size(), 3u);
+    EXPECT_EQ(asked[0], (json::value{{"type", "text"}, {"text", "What is this? And the weather?"}}));
+    EXPECT_EQ(asked[1], json::parse(R"({"type":"image","source":{"type":"base64","media_type":"image/png",)"
+                                    R"("data":"iVBORw0KGgo="}})"));
+    EXPECT_EQ(asked[2],
+              json::parse(R"({"type":"image","source":{"type":"url","url":"https://example.com/cat.jpg"}})"));
+
+    EXPECT_EQ(messages[1].at("role").as_string(), "assistant");
+    const auto& answered = messages[1].at("content").as_array();
+    ASSERT_EQ(answered.size(), 4u);
+    EXPECT_EQ(answered[0], json::parse(R"({"type":"thinking","thinking":"Two tools.","signature":"sig-1"})"));
+    EXPECT_EQ(answered[1], json::parse(R"({"type":"text","text":"Checking."})"));
+    EXPECT_EQ(
+        answered[2],
+        json::parse(R"({"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}})"));
+    EXPECT_EQ(answered[3], json::parse(R"({"type":"tool_use","id":"toolu_2","name":"get_time","input":{}})"));
+
+    EXPECT_EQ(messages[2].at("role").as_string(), "user");  // both results and the text: one turn
+    const auto& results = messages[2].at("content").as_array();
+    ASSERT_EQ(results.size(), 3u);
+    EXPECT_EQ(results[0], json::parse(R"({"type":"tool_result","tool_use_id":"toolu_1","content":"18C"})"));
+    EXPECT_EQ(results[1], json::parse(R"({"type":"tool_result","tool_use_id":"toolu_2","content":"no clock",)"
+                                      R"("is_error":true})"));
+    EXPECT_EQ(results[2], json::parse(R"({"type":"text","text":"Thanks"})"));
+
+    const auto& tools = body.at("tools").as_array();
+    ASSERT_EQ(tools.size(), 2u);
+    EXPECT_EQ(tools[0],
+              json::parse(R"({"name":"get_weather","description":"The weather in a city",)"
+                          R"("input_schema":{"type":"object","properties":{"city":{"type":"string"}},)"
+                          R"("required":["city"]}})"));
+    EXPECT_EQ(tools[1],
+              json::parse(R"({"name":"get_time","input_schema":{"type":"object","properties":{}}})"));
+    EXPECT_EQ(body.at("tool_choice"), json::parse(R"({"type":"any"})"));
+}
+
+TEST_F(anthropic_provider_test, tool_choice_modes_and_serial_calls_map_to_anthropic_tool_choice) {
+    auto with = [](tool_choice::mode mode, std::optional<bool> parallel) {
+        auto request = hello();
+        request.tools = {{"get_weather", "", R"({"type":"object"})"}};
+        request.tools_choice = {mode, mode == tool_choice::mode::named ? "get_weather" : ""};
+        request.parallel_tool_calls = parallel;
+        request.format.type = response_format::kind::json_object;  // no Anthropic parameter: left out
+        return request;
+    };
+    collect(with(tool_choice::mode::auto_, std::nullopt));
+    collect(with(tool_choice::mode::auto_, false));
+    collect(with(tool_choice::mode::named, false));
+    collect(with(tool_choice::mode::none, std::nullopt));
+    collect(with(tool_choice::mode::required, true));
+    auto log = upstream_->requests();
+    ASSERT_EQ(log.size(), 5u);
+    auto choice = [&](std::size_t i) -> json::value {
+        const auto& body = log[i].at("body").as_object();
+        EXPECT_FALSE(body.contains("response_format")) << i;
+        auto* found = body.if_contains("tool_choice");
+        return found ? *found : json::value(nullptr);
+    };
+    EXPECT_TRUE(choice(0).is_null());
+    EXPECT_EQ(choice(1), json::parse(R"({"type":"auto","disable_parallel_tool_use":true})"));
+    EXPECT_EQ(choice(2),
+              json::parse(R"({"type":"tool","name":"get_weather","disable_parallel_tool_use":true})"));
+    EXPECT_EQ(choice(3), json::parse(R"({"type":"none"})"));
+    EXPECT_EQ(choice(4), json::parse(R"({"type":"any"})"));
+    // Plain text messages keep their string content.
+    EXPECT_EQ(log[0].at("body").at("messages").as_array()[0].at("content").as_string(), "Say hello");
+}
+
+TEST_F(anthropic_provider_test, cached_prompt_tokens_are_reported_with_the_usage) {
+    // The scripted upstream sends no cache counts: this upstream writes the events by hand.
+    const std::string events =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":"
+        "\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-test\",\"usage\":"
+        "{\"input_tokens\":12,\"cache_creation_input_tokens\":30,\"cache_read_input_tokens\":100,"
+        "\"output_tokens\":1}}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+        "\"stop_sequence\":null},\"usage\":{\"output_tokens\":3}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    test_server server(io_, [&](tcp::socket socket) -> net::awaitable<void> {
+        boost::beast::flat_buffer buffer;
+        bool read = co_await read_request(socket, buffer);
+        if (!read) co_return;
+        std::string response = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " +
+                               std::to_string(events.size()) + "\r\n\r\n" + events;
+        co_await send(socket, std::move(response));
+        co_await wait_for_close(socket);
+    });
+    cfg_.base_url = "http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
+    auto chunks = collect();
+    ASSERT_EQ(chunks.size(), 3u);
+    EXPECT_EQ(chunks[0].text, "ok");
+    EXPECT_EQ(chunks[1].type, stream_chunk::kind::usage);
+    EXPECT_EQ(chunks[1].prompt_tokens, 142);  // the whole prompt: uncached + read + written
+    EXPECT_EQ(chunks[1].cached_tokens, 100);
+    EXPECT_EQ(chunks[1].cache_write_tokens, 30);
+    EXPECT_EQ(chunks[1].completion_tokens, 3);
+    EXPECT_EQ(chunks[2].finish_reason, "stop");
 }
 
 }  // namespace
