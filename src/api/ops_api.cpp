@@ -47,7 +47,9 @@ net::awaitable<void> models(app_context& app, exchange& ex) {
                            {"circuit", to_string(status.circuit)},
                            {"recent_errors", status.recent_errors},
                            {"queue_depth", status.queue_depth},
-                           {"active", status.active}};
+                           {"active", status.active},
+                           {"supports_tools", status.supports_tools},
+                           {"supports_images", status.supports_images}};
         if (!status.detail.empty()) entry["detail"] = status.detail;
         list.push_back(std::move(entry));
     }

@@ -270,6 +270,8 @@ std::vector<model_status> orchestrator::models_status() const {
         s.recent_errors = e.breaker->recent_errors();
         s.queue_depth = status.queue_depth;
         s.active = status.active;
+        s.supports_tools = mc.can_use_tools();
+        s.supports_images = mc.can_read_images();
         s.detail =
             status.available ? (s.circuit == circuit_state::open ? "circuit open" : "") : status.detail;
         out.push_back(std::move(s));

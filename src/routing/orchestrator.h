@@ -99,6 +99,8 @@ struct model_status {
     int queue_depth = 0;
     int active = 0;
     std::string detail;  // why not available, when not
+    bool supports_tools = false;
+    bool supports_images = false;
 };
 
 class orchestrator {
