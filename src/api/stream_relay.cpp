@@ -223,7 +223,7 @@ net::awaitable<attempt_end> end_attempt(std::vector<relay_candidate>& candidates
     spdlog::warn("model {} failed before its first token ({} {}: {}); {} answers instead",
                  model.config().name, to_string(kind), attempt.held_error->code, attempt.held_error->message,
                  candidates[i + 1].model->config().name);
-    if (routing) routing->report_failure(model.config().name, kind);
+    if (routing && attempt.held_error->model_fault) routing->report_failure(model.config().name, kind);
     candidates[i + 1].identity.route_reason = "fallback:" + std::string(to_string(kind));
     relay_item next{.type = relay_item::kind::next_model, .candidate = i + 1};
     const bool sent = co_await send_item(attempt.channel, std::move(next));
@@ -469,7 +469,7 @@ struct relay_state {
 
     net::awaitable<void> end_with_error(const stream_chunk& chunk) {
         timer.model_end();
-        report_failure(chunk.code);
+        if (chunk.model_fault) report_failure(chunk.code);
         out.finish_reason = "error";
         out.error =
             api_error{.code = chunk.code, .message = chunk.message, .retry_after_s = chunk.retry_after_s};

@@ -15,6 +15,7 @@ struct stream_chunk {
     int code = 0;               // error: an HTTP-like status (502, 503, 429, ...)
     std::string message;        // error: what went wrong, safe to show a client
     int retry_after_s = 0;      // error: for 429/503, seconds until a retry may pass
+    bool model_fault = true;    // error: false when the failure was sluice's own (pool full), not the model's
 
     static stream_chunk delta(std::string text) { return {.type = kind::delta, .text = std::move(text)}; }
     static stream_chunk usage(int prompt, int completion) {
