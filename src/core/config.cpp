@@ -151,9 +151,10 @@ const std::vector<field<server_config>>& server_fields() {
         make_field("request_timeout_s", &server_config::request_timeout_s, 1, 86400),
         make_field("header_timeout_s", &server_config::header_timeout_s, 1, 3600),
         make_field("idle_timeout_s", &server_config::idle_timeout_s, 1, 86400),
+        make_field("write_timeout_s", &server_config::write_timeout_s, 0, 86400),
         make_field("io_threads", &server_config::io_threads, 0, 1024),
         make_field("shutdown_grace_s", &server_config::shutdown_grace_s, 0, 3600),
-        make_field("max_connections", &server_config::max_connections, 1, 10000000),
+        make_field("max_connections", &server_config::max_connections, 0, 10000000),
         make_field("system_prompt", &server_config::system_prompt),
     };
     return fields;
@@ -213,6 +214,7 @@ const std::vector<field<model_config>>& model_fields() {
         make_field("idle_timeout_ms", &model_config::idle_timeout_ms, 1, 3600000),
         make_field("request_timeout_s", &model_config::request_timeout_s, 1, 86400),
         make_field("max_connections", &model_config::max_connections, 1, 100000),
+        make_field("pool_wait_ms", &model_config::pool_wait_ms, 0, 600000),
         make_field("max_tokens_limit", &model_config::max_tokens_limit, 0, 10000000),
         make_field("circuit_failures", &model_config::circuit_failures, 1, 100000),
         make_field("circuit_open_s", &model_config::circuit_open_s, 1, 86400),

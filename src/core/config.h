@@ -19,11 +19,14 @@ struct server_config {
     int heartbeat_interval_s = 15;  // SSE ": ping" while no data flows
     std::size_t max_body_bytes = 1048576;
     int request_timeout_s = 300;  // whole stream, upstream included
-    int header_timeout_s = 10;    // a client must send its request head within this
-    int idle_timeout_s = 60;      // keep-alive connection with no request
-    int io_threads = 0;           // 0 = number of cores
-    int shutdown_grace_s = 10;    // streams get this long to finish on SIGTERM
-    std::size_t max_connections = 100000;
+    int header_timeout_s = 10;    // a client must send its request head within this (a new connection too)
+    int idle_timeout_s = 60;      // keep-alive connection with no request, after its first
+    int write_timeout_s = 30;  // a response write that makes no progress this long: the client left (0 = off)
+    int io_threads = 0;        // 0 = number of cores
+    int shutdown_grace_s = 10;  // streams get this long to finish on SIGTERM
+    // Open client connections; 0 = derived from the open-file limit (RLIMIT_NOFILE / 2 - 64: a
+    // stream may hold an upstream socket too, and the store, the model and the logs need some).
+    std::size_t max_connections = 0;
     std::string system_prompt;  // always sent first, never trimmed away
 };
 
@@ -53,7 +56,8 @@ struct model_config {
     int first_byte_timeout_ms = 60000;
     int idle_timeout_ms = 60000;  // gap between two upstream chunks
     int request_timeout_s = 300;
-    int max_connections = 64;  // per upstream host, pooled keep-alive
+    int max_connections = 1024;  // per model: open upstream connections (pooled keep-alive)
+    int pool_wait_ms = 2000;  // all max_connections busy: a request waits this long, then 503 + Retry-After
 
     int max_tokens_limit = 0;  // 0 = n_ctx for local, 128000 for cloud
     int circuit_failures = 5;  // consecutive failures before the circuit opens

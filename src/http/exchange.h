@@ -24,8 +24,10 @@ struct authenticated_key {
 
 class exchange {
   public:
+    // A response write that does not complete within `write_timeout` (zero: no limit) fails and
+    // closes the connection: server.write_timeout_s.
     exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer, http_request request,
-             bool keep_alive);
+             bool keep_alive, std::chrono::seconds write_timeout = std::chrono::seconds{0});
 
     const http_request& request() const { return request_; }
     std::string_view path() const;  // the target without its query string
@@ -54,12 +56,17 @@ class exchange {
     sse_writer& open_sse(sse_writer::header head);
     sse_writer::header sse_head(http_status status = http_status::ok) const;
 
-    // Completes when the peer closes the connection or the socket fails (peer_gone() is then true):
-    // a pending read on the socket, so a disconnect is seen at once. Bytes that arrive meanwhile (a
-    // pipelined request) are kept for the connection. Cancel through the cancellation slot: it then
-    // returns without throwing, with peer_gone() false.
+    // Completes when the peer is gone (peer_gone() is then true): a reset or another socket error.
+    // A pending read on the socket, so a disconnect is seen at once. Bytes that arrive meanwhile (a
+    // pipelined request) are kept for the connection. The end of the client's data (a half-close,
+    // `shutdown(SHUT_WR)` after the request) is not a disconnect: the answer still goes out, and
+    // from then on only a socket error counts. So that a peer that closed both ways is still seen
+    // at once, the SSE response (if any) probes it with a `: ping`, which such a peer answers with a
+    // reset. Cancel through the cancellation slot: it then returns without throwing, with
+    // peer_gone() false.
     boost::asio::awaitable<void> wait_for_disconnect();
     bool peer_gone() const { return peer_gone_; }
+    bool peer_half_closed() const { return half_closed_; }
 
     boost::beast::tcp_stream& stream() { return stream_; }
 
@@ -70,7 +77,9 @@ class exchange {
     bool keep_alive_;
     bool responded_ = false;
     bool peer_gone_ = false;
+    bool half_closed_ = false;
     bool write_failed_ = false;
+    std::chrono::seconds write_timeout_;
     int status_ = 0;
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     std::optional<sse_writer> sse_;

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +19,8 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+
+#include <cerrno>
 #include <csignal>
 #include <optional>
 #include <thread>
@@ -35,12 +41,113 @@ constexpr auto k_error_write_timeout = std::chrono::seconds{5};
 constexpr auto k_linger = std::chrono::seconds{1};
 constexpr std::size_t k_max_linger_bytes = 4 * 1024 * 1024;
 constexpr auto k_cut_timeout = std::chrono::seconds{2};
+// Descriptors kept back from client connections when their limit is derived from RLIMIT_NOFILE:
+// the store, the model file, logs, the listener, resolver sockets.
+constexpr std::size_t k_reserved_files = 64;
+constexpr std::size_t k_min_connections = 16;
+// Sent, without waiting, to a client accepted past server.max_connections (or when the process is
+// out of descriptors): an answer rather than a connection that hangs in the backlog.
+constexpr std::string_view k_busy_response =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    "Connection: close\r\nContent-Length: 61\r\n\r\n"
+    "{\"error\":\"server busy: too many open connections\",\"code\":503}";
+static_assert(k_busy_response.size() - k_busy_response.find("\r\n\r\n") - 4 == 61);
+
+// Answers 503 on a socket that will not be served and closes it; never blocks. What the client
+// sent is drained first, so that the close does not turn into a reset that eats the answer.
+void refuse(int fd) {
+    ::send(fd, k_busy_response.data(), k_busy_response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    std::array<char, 4096> scratch{};
+    while (::recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT) > 0) {
+    }
+    ::close(fd);
+}
+
+// The soft open-file limit raised to the hard one (as Go and nginx do): a server's connections
+// are its open files.
+std::size_t open_file_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    if (limit.rlim_cur == RLIM_INFINITY) return 0;
+    return static_cast<std::size_t>(limit.rlim_cur);
+}
 
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
+}
+
+std::string_view trim_ows(std::string_view text) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    return text;
+}
+
+api_error bad_framing(std::string message) {
+    return {.code = 400, .message = std::move(message)};
+}
+
+// RFC 9112 §6: whether the head frames its body unambiguously, checked before any body is read
+// (Beast reads a request whose Transfer-Encoding does not end in chunked as having no body, and
+// the bytes after the head would then be served as the next request: request smuggling). Every
+// error returned here is answered and the connection closed.
+std::optional<api_error> framing_error(const http_request& head) {
+    const auto hosts = head.count(http::field::host);
+    if (head.version() >= 11 && hosts != 1) {
+        return bad_framing(hosts == 0 ? "malformed HTTP request: HTTP/1.1 needs a Host header"
+                                      : "malformed HTTP request: more than one Host header");
+    }
+    if (hosts > 1) return bad_framing("malformed HTTP request: more than one Host header");
+    if (head.count(http::field::transfer_encoding) == 0) return std::nullopt;
+    if (head.version() < 11) {
+        return bad_framing("malformed HTTP request: Transfer-Encoding is not allowed in HTTP/1.0");
+    }
+    if (head.count(http::field::content_length) != 0) {
+        return bad_framing("malformed HTTP request: both Transfer-Encoding and Content-Length");
+    }
+    // The codings of every Transfer-Encoding line, in order; only a lone `chunked` is understood.
+    std::vector<std::string_view> codings;
+    auto [first, last] = head.equal_range(http::field::transfer_encoding);
+    for (auto it = first; it != last; ++it) {
+        std::string_view list = it->value();
+        while (!list.empty()) {
+            const auto comma = list.find(',');
+            const auto coding = trim_ows(list.substr(0, comma));
+            if (!coding.empty()) codings.push_back(coding);
+            list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        }
+    }
+    if (codings.empty() || !iequals(codings.back(), "chunked")) {
+        return bad_framing("malformed HTTP request: the last Transfer-Encoding must be chunked");
+    }
+    if (codings.size() > 1) {
+        return api_error{.code = 501, .message = "Transfer-Encoding other than chunked is not supported"};
+    }
+    return std::nullopt;
+}
+
+// An absolute-form target (`POST http://host/path HTTP/1.1`, RFC 9112 §3.2.2) is routed by its
+// path: the rest of the server only ever sees the origin form.
+void to_origin_form(http_request& head) {
+    const std::string_view target = head.target();
+    const auto scheme_end = target.find("://");
+    if (scheme_end == std::string_view::npos) return;
+    const auto scheme = target.substr(0, scheme_end);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return;
+    const auto authority = target.substr(scheme_end + 3);
+    const auto path_start = authority.find_first_of("/?");
+    std::string origin_form =
+        path_start == std::string_view::npos ? "/" : std::string(authority.substr(path_start));
+    if (origin_form.front() == '?') origin_form.insert(0, "/");
+    head.target(origin_form);
 }
 }  // namespace
 
@@ -101,7 +208,9 @@ http_server::http_server(const server_config& cfg, const router& routes)
     for (auto& context : contexts_) work_.push_back(net::make_work_guard(*context));
 }
 
-http_server::~http_server() = default;
+http_server::~http_server() {
+    if (spare_fd_ >= 0) ::close(spare_fd_);
+}
 
 void http_server::listen() {
     auto endpoint = parse_listen_address(cfg_.listen);
@@ -112,6 +221,23 @@ void http_server::listen() {
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("cannot listen on " + cfg_.listen + ": " + ec.message());
     bound_ = acceptor_.local_endpoint();
+    const std::size_t files = open_file_limit();
+    max_connections_ = cfg_.max_connections;
+    if (max_connections_ == 0) {
+        max_connections_ = files == 0 ? 100000
+                                      : std::max(k_min_connections, files / 2 > k_reserved_files
+                                                                        ? files / 2 - k_reserved_files
+                                                                        : std::size_t{0});
+        spdlog::info("connection limit {} (derived from the open-file limit {})", max_connections_, files);
+    } else if (files != 0 && max_connections_ > files / 2) {
+        spdlog::warn(
+            "server.max_connections = {} is more than half the open-file limit {}: at the peak, "
+            "new clients get 503 from the descriptor reserve rather than a stream",
+            max_connections_, files);
+    } else {
+        spdlog::info("connection limit {} (open-file limit {})", max_connections_, files);
+    }
+    if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     spdlog::info("listening on {}", format_endpoint(bound_));
 }
 
@@ -230,6 +356,15 @@ net::awaitable<void> http_server::accept_loop() {
         if (ec) {
             if (!acceptor_.is_open() || ec == net::error::operation_aborted) co_return;
             spdlog::warn("accept failed: {}", ec.message());
+            if (ec == net::error::no_descriptors && spare_fd_ >= 0) {
+                // Out of descriptors: the one kept in reserve takes the waiting client for long
+                // enough to tell it so, instead of leaving it in the backlog.
+                ::close(spare_fd_);
+                const int fd =
+                    ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd >= 0) refuse(fd);
+                spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+            }
             if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space) {
                 net::steady_timer pause{control_, std::chrono::milliseconds{100}};
                 co_await pause.async_wait(net::as_tuple(net::use_awaitable));
@@ -243,9 +378,9 @@ net::awaitable<void> http_server::accept_loop() {
         slot->executor = socket.get_executor();
         {
             std::lock_guard lock{connections_mutex_};
-            if (connections_.size() >= cfg_.max_connections) {
-                spdlog::warn("connection limit {} reached: refusing a connection", cfg_.max_connections);
-                socket.close(opt_ec);
+            if (connections_.size() >= max_connections_) {
+                spdlog::warn("connection limit {} reached: refusing a connection with 503", max_connections_);
+                refuse(socket.release(opt_ec));
                 continue;
             }
             connections_.push_back(slot);
@@ -270,12 +405,17 @@ net::awaitable<void> http_server::accept_loop() {
 net::awaitable<void> http_server::serve_connection(slot_ptr slot, beast::tcp_stream stream) {
     beast::flat_buffer buffer;
     std::optional<exchange> ex;
+    // A new connection must send its first request as promptly as any head: a client that connects
+    // and says nothing is not kept for the keep-alive idle time.
+    bool first_request = true;
     try {
         for (;;) {
             slot->busy = false;
             if (draining_) break;
             if (buffer.size() == 0) {
-                stream.expires_after(std::chrono::seconds{cfg_.idle_timeout_s});
+                stream.expires_after(
+                    std::chrono::seconds{first_request ? cfg_.header_timeout_s : cfg_.idle_timeout_s});
+                first_request = false;
                 auto [ec, n] =
                     co_await stream.async_read_some(buffer.prepare(8192), net::as_tuple(net::use_awaitable));
                 if (ec) break;  // closed, idle too long, or shutting down
@@ -330,6 +470,11 @@ net::awaitable<void> http_server::read_request(beast::tcp_stream& stream, beast:
         co_await reject(stream, buffer, unknown, error);
         co_return;
     }
+    to_origin_form(parser.get());
+    if (const auto framing = framing_error(parser.get())) {
+        co_await reject(stream, buffer, parser.get(), *framing);
+        co_return;
+    }
     auto expect = parser.get()[http::field::expect];
     if (!parser.is_done() && iequals(expect, "100-continue")) {
         static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -357,7 +502,7 @@ net::awaitable<void> http_server::read_request(beast::tcp_stream& stream, beast:
     const bool keep_alive = parser.keep_alive() && !draining_;
     // A stream may last minutes: it should not hold the read buffer (8 KiB or more) meanwhile.
     if (buffer.size() == 0) buffer.shrink_to_fit();
-    ex.emplace(stream, buffer, parser.release(), keep_alive);
+    ex.emplace(stream, buffer, parser.release(), keep_alive, std::chrono::seconds{cfg_.write_timeout_s});
 }
 
 api_error http_server::too_large_error() const {

@@ -40,7 +40,9 @@ class http_server {
     // One io_context per io thread (server.io_threads, 0 = the number of cores).
     std::size_t io_context_count() const { return contexts_.size(); }
 
-    // Binds and listens on cfg.listen; logs `listening on HOST:PORT` with the bound port.
+    // Binds and listens on cfg.listen; logs `listening on HOST:PORT` with the bound port, and the
+    // connection limit (server.max_connections; when 0, RLIMIT_NOFILE / 2 - 64, the soft limit
+    // raised to the hard one first). A client past the limit gets 503 and is closed at once.
     // Throws std::runtime_error naming the address when it cannot bind.
     void listen();
     boost::asio::ip::tcp::endpoint local_endpoint() const { return bound_; }
@@ -89,6 +91,8 @@ class http_server {
     boost::asio::signal_set signals_;
     boost::asio::steady_timer grace_timer_;
     boost::asio::ip::tcp::endpoint bound_;
+    std::size_t max_connections_ = 0;  // server.max_connections, or derived from RLIMIT_NOFILE
+    int spare_fd_ = -1;                // given up to answer a client when accept runs out of descriptors
     std::atomic<bool> draining_{false};
     std::atomic<bool> cut_{false};
 

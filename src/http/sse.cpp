@@ -1,15 +1,19 @@
 #include "http/sse.h"
 
+#include <sys/socket.h>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_cat.hpp>
 #include <boost/beast/core/buffers_range.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/system/system_error.hpp>
+
+#include <cerrno>
 #include <charconv>
 #include <span>
 
@@ -92,10 +96,45 @@ http_response sse_error_response(http_status status, std::string_view event_json
     return res;
 }
 
-sse_writer::sse_writer(boost::beast::tcp_stream& stream, header head)
-    : stream_(stream), head_(std::move(head)) {
+namespace {
+// The events of a chunk-framed batch (`<hex size>\r\n<event>\r\n`...) without the framing.
+void append_unframed(std::string& out, std::string_view framed) {
+    while (!framed.empty()) {
+        std::size_t size = 0;
+        const auto [end, ec] = std::from_chars(framed.data(), framed.data() + framed.size(), size, 16);
+        const auto line_end = framed.find("\r\n");
+        if (ec != std::errc{} || line_end == std::string_view::npos || end != framed.data() + line_end ||
+            line_end + 2 + size + 2 > framed.size()) {
+            return;  // sse_batch never makes such bytes
+        }
+        out.append(framed.substr(line_end + 2, size));
+        framed.remove_prefix(line_end + 2 + size + 2);
+    }
+}
+}  // namespace
+
+sse_writer::sse_writer(boost::beast::tcp_stream& stream, header head, std::chrono::seconds write_timeout)
+    : stream_(stream), head_(std::move(head)), write_timeout_(write_timeout) {
     set_sse_headers(head_);
-    head_.chunked(true);
+    chunked_ = head_.version() >= 11;
+    if (chunked_) {
+        head_.chunked(true);
+    } else {
+        // No length is known and HTTP/1.0 has no chunks: the body ends when the connection closes.
+        head_.keep_alive(false);
+        head_.set(http::field::connection, "close");
+    }
+}
+
+// The deadline is the stream's own timer: on expiry Beast closes the socket, the write fails with
+// beast::error::timeout, and the caller sees what any failed write means, a client that left.
+net::awaitable<boost::system::error_code> sse_writer::write(std::span<const net::const_buffer> buffers) {
+    writing_ = true;
+    if (write_timeout_.count() > 0) stream_.expires_after(write_timeout_);
+    auto [ec, written] = co_await net::async_write(stream_, buffers, net::as_tuple(net::use_awaitable));
+    if (write_timeout_.count() > 0 && ec != boost::beast::error::timeout) stream_.expires_never();
+    writing_ = false;
+    co_return ec;
 }
 
 // Batches are named before they are awaited on: GCC 12 can destroy a temporary in a co_await
@@ -144,8 +183,9 @@ net::awaitable<boost::system::error_code> sse_writer::send(const sse_batch& batc
     static constexpr std::string_view k_end = "0\r\n\r\n";
     static_assert(k_sse_done.size() == 0xe);
     if (broken_ || finished_) co_return net::error::not_connected;
-    std::array<net::const_buffer, 3> buffers;
+    std::array<net::const_buffer, 4> buffers;
     std::size_t count = 0;
+    if (!pending_.empty()) buffers[count++] = net::buffer(pending_);
     if (!started_) {
         started_ = true;
         const auto ec = serialize_head();
@@ -155,12 +195,19 @@ net::awaitable<boost::system::error_code> sse_writer::send(const sse_batch& batc
         }
         buffers[count++] = net::buffer(head_bytes_);
     }
-    if (!batch.empty()) buffers[count++] = net::buffer(batch.wire_bytes());
-    if (last) buffers[count++] = net::buffer(done_marker_ ? k_done_and_end : k_end);
-    auto [ec, written] =
-        co_await net::async_write(stream_, std::span<const net::const_buffer>(buffers.data(), count),
-                                  net::as_tuple(net::use_awaitable));
+    if (chunked_) {
+        if (!batch.empty()) buffers[count++] = net::buffer(batch.wire_bytes());
+        if (last) buffers[count++] = net::buffer(done_marker_ ? k_done_and_end : k_end);
+    } else {
+        append_unframed(bare_, batch.wire_bytes());
+        if (last && done_marker_) bare_.append(k_sse_done);
+        if (!bare_.empty()) buffers[count++] = net::buffer(bare_);
+    }
+    const std::span<const net::const_buffer> to_write(buffers.data(), count);
+    auto ec = co_await write(to_write);
     if (!head_bytes_.empty()) std::string{}.swap(head_bytes_);
+    if (!pending_.empty()) std::string{}.swap(pending_);
+    if (!bare_.empty()) std::string{}.swap(bare_);
     if (ec) {
         broken_ = true;
         co_return ec;
@@ -179,12 +226,41 @@ net::awaitable<void> sse_writer::fail(http_status status, std::string_view event
     }
     res.chunked(false);
     res.prepare_payload();
+    writing_ = true;
+    if (write_timeout_.count() > 0) stream_.expires_after(write_timeout_);
     auto [ec, n] = co_await http::async_write(stream_, res, net::as_tuple(net::use_awaitable));
+    if (write_timeout_.count() > 0 && ec != boost::beast::error::timeout) stream_.expires_never();
+    writing_ = false;
     if (ec) {
         broken_ = true;
         throw boost::system::system_error(ec, "sse error write");
     }
     finished_ = true;
+}
+
+bool sse_writer::probe() {
+    if (writing_ || broken_ || finished_) return true;
+    std::string bytes = std::move(pending_);
+    pending_.clear();
+    if (!started_) {
+        started_ = true;
+        if (serialize_head()) {
+            broken_ = true;
+            return true;
+        }
+        bytes += head_bytes_;
+        std::string{}.swap(head_bytes_);
+    }
+    bytes += chunked_ ? "8\r\n: ping\n\n\r\n" : ": ping\n\n";
+    const auto sent =
+        ::send(stream_.socket().native_handle(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        broken_ = true;
+        return false;
+    }
+    if (sent > 0) bytes.erase(0, static_cast<std::size_t>(sent));
+    pending_ = std::move(bytes);
+    return true;
 }
 
 }  // namespace sluice

@@ -2,10 +2,14 @@
 // Server-Sent Events over HTTP/1.1 chunked transfer encoding. Each event goes out in its own chunk;
 // several events given together (an sse_batch) leave in one socket write. A write completes before
 // the caller produces the next one, so a slow reader slows the producer instead of filling a buffer.
+// HTTP/1.0 has no chunked encoding: to an HTTP/1.0 client the events go out bare and the end of the
+// body is the connection closing (Connection: close).
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
+#include <chrono>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -67,8 +71,12 @@ class sse_writer {
     using header = boost::beast::http::response<boost::beast::http::empty_body>;
 
     // `head` carries the status, keep-alive and any extra headers; the SSE headers and chunked
-    // encoding are added here. Nothing is written before the first event, comment or fail().
-    sse_writer(boost::beast::tcp_stream& stream, header head);
+    // encoding (HTTP/1.1; HTTP/1.0 gets Connection: close instead) are added here. Nothing is
+    // written before the first event, comment, fail() or probe(). A write that has not completed
+    // within `write_timeout` (zero: no limit) fails with beast::error::timeout and closes the socket:
+    // a client that stops reading is a client that left.
+    sse_writer(boost::beast::tcp_stream& stream, header head,
+               std::chrono::seconds write_timeout = std::chrono::seconds{0});
 
     bool started() const { return started_; }
     int status() const { return head_.result_int(); }  // for metrics
@@ -90,16 +98,29 @@ class sse_writer {
     // Only before started(): the whole response with `status`, one event + [DONE].
     boost::asio::awaitable<void> fail(http_status status, std::string_view event_json, int retry_after_s);
 
+    // Puts a `: ping` (with the head, when nothing was sent yet) on the wire now, without waiting,
+    // unless a write is in flight. For a peer that half-closed: one that is gone altogether answers
+    // these bytes with a reset, which the disconnect watch sees as a socket error. What the socket
+    // does not take at once leaves first with the next write. False when the socket failed.
+    bool probe();
+
   private:
     boost::system::error_code serialize_head();
+    boost::asio::awaitable<boost::system::error_code> write(
+        std::span<const boost::asio::const_buffer> buffers);
 
     boost::beast::tcp_stream& stream_;
     header head_;
+    std::chrono::seconds write_timeout_;
     std::string head_bytes_;  // the serialized head, sent with the first write
+    std::string pending_;     // what probe() could not write at once; goes out first
+    std::string bare_;        // HTTP/1.0: the batch without its chunk framing
+    bool chunked_ = true;     // false for HTTP/1.0
     bool started_ = false;
     bool finished_ = false;
     bool broken_ = false;
     bool done_marker_ = true;
+    bool writing_ = false;
 };
 
 }  // namespace sluice

@@ -57,6 +57,7 @@ cloud_endpoint make_cloud_endpoint(const model_config& cfg, std::string_view def
         .idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms),
         .request_timeout = std::chrono::seconds(cfg.request_timeout_s),
         .max_connections = cfg.max_connections,
+        .pool_wait = std::chrono::milliseconds(cfg.pool_wait_ms),
     };
     // A private CA (a corporate proxy, a test server) besides the system store.
     if (const char* ca_file = std::getenv("SLUICE_UPSTREAM_CA_FILE"); ca_file && *ca_file) {
@@ -78,8 +79,14 @@ cloud_endpoint make_cloud_endpoint(const model_config& cfg, std::string_view def
 stream_chunk upstream_failure_chunk(const upstream_error& error, const model_config& cfg, bool mid_stream) {
     spdlog::warn("upstream {} ({}): {}", cfg.name, to_string(error.kind), error.detail);
     switch (error.kind) {
+        case upstream_failure::pool_timeout: {
+            // sluice's own limit (models.max_connections), not the model failing: no breaker count.
+            auto busy = stream_chunk::error(
+                503, "too many requests to the model " + cfg.name + " at once; retry shortly", 1);
+            busy.model_fault = false;
+            return busy;
+        }
         case upstream_failure::connect:
-        case upstream_failure::pool_timeout:
             return stream_chunk::error(503, "cannot reach the upstream model " + cfg.name);
         case upstream_failure::connect_timeout:
             return stream_chunk::error(504, "connecting to the upstream model " + cfg.name + " timed out");

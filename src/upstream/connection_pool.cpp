@@ -167,9 +167,11 @@ void connection_pool::close_an_idle_elsewhere(context_key context) {
 }
 
 net::awaitable<connection_result> connection_pool::acquire(steady_time slot_deadline,
-                                                           steady_time connect_deadline) {
+                                                           std::chrono::milliseconds connect_timeout,
+                                                           steady_time latest) {
     auto slot_error = co_await take_slot(slot_deadline);
     if (auto error = std::move(slot_error)) co_return connection_result{nullptr, std::move(error)};
+    const auto connect_deadline = std::min(std::chrono::steady_clock::now() + connect_timeout, latest);
     auto executor = co_await net::this_coro::executor;
     const auto context = context_of(executor);
     if (auto idle = take_idle(context)) co_return connection_result{std::move(idle), {}};

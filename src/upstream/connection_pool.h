@@ -53,7 +53,7 @@ struct connection_result {
 };
 
 struct pool_options {
-    int max_connections = 64;
+    int max_connections = 1024;
     std::chrono::milliseconds max_idle{30000};  // an idle connection older than this is not reused
     // Idle connections kept at most; the rest close as they come back, so that after a burst the
     // upstream is not left holding a descriptor for every connection of the peak.
@@ -66,11 +66,13 @@ class connection_pool : public std::enable_shared_from_this<connection_pool> {
     // Throws config_error when extra_ca_pem cannot be loaded.
     connection_pool(url origin, pool_options options);
 
-    // Waits for a slot until `deadline`, then returns an idle connection of the caller's own
-    // io_context or opens a new one there; the connect (and TLS handshake) must finish by
-    // connect_deadline.
+    // Waits for a slot until `slot_deadline` (then fails with pool_timeout: sluice's own limit, not
+    // the upstream's fault), then returns an idle connection of the caller's own io_context or
+    // opens a new one there; the connect (and TLS handshake) gets `connect_timeout` from the moment
+    // the slot is taken, and must finish by `latest` in any case.
     boost::asio::awaitable<connection_result> acquire(steady_time slot_deadline,
-                                                      steady_time connect_deadline);
+                                                      std::chrono::milliseconds connect_timeout,
+                                                      steady_time latest);
 
     // Opens a fresh connection (on the caller's executor) for a caller that already holds a slot (a
     // retry after a stale one).

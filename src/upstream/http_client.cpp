@@ -119,10 +119,11 @@ net::awaitable<open_result> http_client::open(upstream_request request) {
     upstream_error failure;
     try {
         bool total = false;
-        auto connect_deadline = phase_deadline(options_.connect_timeout, whole_deadline, total);
-        auto [connection, error] = co_await pool_->acquire(connect_deadline, connect_deadline);
+        const auto slot_deadline = phase_deadline(options_.pool_wait, whole_deadline, total);
+        auto [connection, error] =
+            co_await pool_->acquire(slot_deadline, options_.connect_timeout, whole_deadline);
         if (error) {
-            if (total && error.kind == upstream_failure::connect_timeout)
+            if (error.kind == upstream_failure::connect_timeout && now() >= whole_deadline)
                 error.kind = upstream_failure::request_timeout;
             co_return open_result{nullptr, std::move(error)};
         }

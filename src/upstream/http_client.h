@@ -26,7 +26,8 @@ struct http_client_options {
     std::chrono::milliseconds first_byte_timeout{60000};  // request sent → response head
     std::chrono::milliseconds idle_timeout{60000};        // gap between two body pieces
     std::chrono::milliseconds request_timeout{300000};    // the whole exchange
-    int max_connections = 64;
+    int max_connections = 1024;
+    std::chrono::milliseconds pool_wait{2000};  // for a free connection when max_connections are busy
     std::chrono::milliseconds pool_max_idle{30000};
     int pool_max_idle_connections = 1024;  // more idle than this close as they come back
     std::string extra_ca_pem;              // PEM certificates trusted besides the system store

@@ -168,3 +168,27 @@ TEST(config, shipped_example_file_loads) {
     EXPECT_EQ(cfg.models.size(), 1u);
     EXPECT_EQ(cfg.server.heartbeat_interval_s, 15);
 }
+
+// The keys of issue 13 (docs/OPERATIONS.md): their defaults and their ranges.
+TEST(config, connection_and_pool_limits) {
+    const auto defaults = parse_config("");
+    EXPECT_EQ(defaults.server.write_timeout_s, 30);
+    EXPECT_EQ(defaults.server.header_timeout_s, 10);
+    EXPECT_EQ(defaults.server.max_connections, 0u);  // derived from RLIMIT_NOFILE at start-up
+    const auto cloud = parse_config(
+        "[[models]]\nname = \"c\"\nrole = \"cloud_large\"\nprovider = \"openai\"\nbase_url = "
+        "\"http://x/v1\"\n");
+    EXPECT_EQ(cloud.models[0].max_connections, 1024);
+    EXPECT_EQ(cloud.models[0].pool_wait_ms, 2000);
+
+    EXPECT_EQ(error_of("[server]\nwrite_timeout_s = 0\n"), "");  // off
+    auto msg = error_of("[server]\nwrite_timeout_s = -1\n");
+    EXPECT_NE(msg.find("server.write_timeout_s = -1"), std::string::npos) << msg;
+    msg = error_of("", {{"SLUICE_SERVER_WRITE_TIMEOUT_S", "soon"}});
+    EXPECT_NE(msg.find("SLUICE_SERVER_WRITE_TIMEOUT_S"), std::string::npos) << msg;
+    msg = error_of(
+        "[[models]]\nname = \"c\"\nrole = \"cloud_large\"\nprovider = \"openai\"\nbase_url = "
+        "\"http://x/v1\"\n"
+        "pool_wait_ms = 600001\n");
+    EXPECT_NE(msg.find("models.pool_wait_ms = 600001"), std::string::npos) << msg;
+}

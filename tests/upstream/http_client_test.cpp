@@ -479,19 +479,40 @@ TEST(http_client, idle_connections_beyond_the_cap_close_as_they_come_back) {
     }
 }
 
-TEST(http_client, a_full_pool_fails_after_the_connect_deadline) {
+// The wait for a slot is pool_wait, not the connect timeout (which starts once a slot is taken).
+TEST(http_client, a_full_pool_fails_after_pool_wait) {
     net::io_context io;
     stalling_server upstream{io, k_chunked_head};
     auto options = quick_options();
     options.max_connections = 1;
-    options.connect_timeout = 200ms;
+    options.connect_timeout = 5s;
+    options.pool_wait = 200ms;
     http_client client(upstream.server.origin(), options);
+    std::chrono::steady_clock::duration waited{};
     auto error = run(io, [&]() -> net::awaitable<upstream_error> {
         auto first = co_await client.open(post());  // holds the only connection
+        const auto asked = std::chrono::steady_clock::now();
         auto second = co_await client.open(post());
+        waited = std::chrono::steady_clock::now() - asked;
         co_return second.error;
     }());
     EXPECT_EQ(error.kind, upstream_failure::pool_timeout) << error.detail;
+    EXPECT_GE(waited, 190ms);
+    EXPECT_LT(waited, 2s);
+}
+
+// A request that waits less than pool_wait for the slot gets it.
+TEST(http_client, a_slot_freed_within_pool_wait_goes_to_the_waiter) {
+    net::io_context io;
+    test_server server(io, chunked_responder);
+    auto options = quick_options();
+    options.max_connections = 1;
+    options.pool_wait = 2s;
+    http_client client(server.origin(), options);
+    auto results = run(io, [&]() -> net::awaitable<std::tuple<read_result, read_result>> {
+        co_return co_await (fetch(client) && fetch(client));
+    }());
+    EXPECT_FALSE(std::get<1>(results).open_error) << std::get<1>(results).open_error.detail;
 }
 
 // The upstream of the thread-per-core tests, on a thread of its own.
