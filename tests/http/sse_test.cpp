@@ -5,8 +5,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -180,6 +182,76 @@ TEST(sse_writer, a_batch_goes_out_as_the_same_chunks_as_single_events) {
     std::vector<std::string> expected{"data: {\"content\":\"Hel\"}\n\n", "data: {\"content\":\"lo\"}\n\n",
                                       "data: {\"done\":true}\n\n", "data: [DONE]\n\n"};
     EXPECT_EQ(got.chunks, expected);
+}
+
+// HTTP/1.0 has no chunked encoding: the events go out bare, and the close ends the body.
+TEST(sse_writer, an_http10_response_is_unchunked_and_says_connection_close) {
+    auto got = capture([](boost::beast::tcp_stream& stream) -> net::awaitable<void> {
+        sse_writer::header head{http_status::ok, 10};
+        head.keep_alive(true);  // asked for by the client; a stream without a length cannot keep it
+        sse_writer writer{stream, head};
+        co_await writer.comment("ping");
+        sse_batch batch;
+        batch.add_event(R"({"content":"Hel"})");
+        batch.add_event(R"({"content":"lo"})");
+        auto ec = co_await writer.send(batch, true);
+        EXPECT_FALSE(ec);
+    });
+    EXPECT_EQ(got.response.version(), 10u);
+    EXPECT_FALSE(got.response.chunked());
+    EXPECT_EQ(got.response[http::field::connection], "close");
+    EXPECT_EQ(got.response.count(http::field::content_length), 0u);
+    EXPECT_EQ(got.response.body(),
+              ": ping\n\ndata: {\"content\":\"Hel\"}\n\ndata: {\"content\":\"lo\"}\n\ndata: [DONE]\n\n");
+}
+
+// probe() (after a half-close) starts the response with the head and a ping; the events follow.
+TEST(sse_writer, a_probe_sends_the_head_and_a_ping_then_the_stream_goes_on) {
+    auto got = capture([](boost::beast::tcp_stream& stream) -> net::awaitable<void> {
+        sse_writer writer{stream, sse_writer::header{http_status::ok, 11}};
+        EXPECT_TRUE(writer.probe());
+        EXPECT_TRUE(writer.started());
+        co_await writer.event(R"({"content":"a"})");
+        EXPECT_TRUE(writer.probe());
+        co_await writer.finish();
+    });
+    EXPECT_EQ(got.response.result_int(), 200);
+    EXPECT_TRUE(got.response.chunked());
+    std::vector<std::string> expected{": ping\n\n", "data: {\"content\":\"a\"}\n\n", ": ping\n\n",
+                                      "data: [DONE]\n\n"};
+    EXPECT_EQ(got.chunks, expected);
+}
+
+// A peer that never reads: the write fails with a timeout after write_timeout, not never.
+TEST(sse_writer, a_write_that_makes_no_progress_fails_after_write_timeout) {
+    using namespace std::chrono_literals;
+    net::io_context io;
+    tcp::acceptor acceptor{io, {net::ip::make_address("127.0.0.1"), 0}};
+    tcp::socket client{io, tcp::v4()};
+    client.set_option(net::socket_base::receive_buffer_size(4096));
+    client.connect(acceptor.local_endpoint());
+    boost::beast::tcp_stream server{acceptor.accept()};
+    boost::system::error_code failure;
+    std::chrono::steady_clock::duration stalled{};
+    auto done = net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+            sse_writer writer{server, sse_writer::header{http_status::ok, 11}, 1s};
+            sse_batch batch;
+            batch.add_event(std::string(64 * 1024, 'x'));
+            for (int i = 0; i < 1000 && !failure; ++i) {  // 64 MB at most: far past any socket buffer
+                const auto began = std::chrono::steady_clock::now();
+                failure = co_await writer.send(batch, false);
+                stalled = std::chrono::steady_clock::now() - began;
+            }
+            EXPECT_TRUE(writer.broken());
+        },
+        net::use_future);
+    io.run();
+    done.get();
+    EXPECT_EQ(failure, boost::beast::error::timeout);
+    EXPECT_GE(stalled, 900ms);
+    EXPECT_LT(stalled, 5s);
 }
 
 }  // namespace
