@@ -267,6 +267,7 @@ registry::registry()
                        {"model", "kind"}),
       route_decisions_("sluice_route_decisions_total", "Routing decisions, by chosen role and reason.",
                        {"role", "reason"}),
+      tool_calls_("sluice_tool_calls_total", "Tool calls made by the models, by model.", {"model"}),
       circuit_state_("sluice_circuit_state", "Circuit breaker per model: 0 closed, 1 open, 2 half-open.",
                      {"model"}),
       local_queue_depth_("sluice_local_queue_depth", "Local requests waiting for a decoding slot.",
@@ -280,6 +281,7 @@ registry::registry()
                 &tokens_,
                 &upstream_errors_,
                 &route_decisions_,
+                &tool_calls_,
                 &circuit_state_,
                 &local_queue_depth_} {}
 
@@ -305,6 +307,10 @@ counter& registry::upstream_errors(std::string_view model, std::string_view kind
 
 counter& registry::route_decisions(model_role role, std::string_view reason) {
     return route_decisions_.with({to_string(role), reason});
+}
+
+counter& registry::tool_calls(std::string_view model) {
+    return tool_calls_.with({model});
 }
 
 gauge& registry::circuit_state(std::string_view model) {

@@ -172,6 +172,8 @@ class registry {
     counter& upstream_errors(std::string_view model, std::string_view kind);
     // sluice_route_decisions_total{role,reason}: one per routed request; reason = route.reason.
     counter& route_decisions(model_role role, std::string_view reason);
+    // sluice_tool_calls_total{model}: tool calls the models made (each call once, whatever the API).
+    counter& tool_calls(std::string_view model);
     // sluice_circuit_state{model}: k_circuit_closed / k_circuit_open / k_circuit_half_open.
     gauge& circuit_state(std::string_view model);
     // sluice_local_queue_depth{model}: local requests waiting for a decoding slot.
@@ -195,6 +197,7 @@ class registry {
     family<counter> tokens_;
     family<counter> upstream_errors_;
     family<counter> route_decisions_;
+    family<counter> tool_calls_;
     family<gauge> circuit_state_;
     family<gauge> local_queue_depth_;
     std::vector<const family_base*> families_;  // in exposition order

@@ -315,6 +315,10 @@ struct relay_state {
         estimate_usage(out, model(), current->request);
         metrics::get().count_tokens(model().config().name, model().config().role, out.prompt_tokens,
                                     out.completion_tokens);
+        if (!out.tool_calls.empty())
+            metrics::get()
+                .tool_calls(model().config().name)
+                .inc(static_cast<std::uint64_t>(out.tool_calls.size()));
         try {
             co_await on_final(out);
         } catch (const std::exception& e) {

@@ -25,6 +25,7 @@ FAMILIES = {
     "sluice_tokens_total": "counter",
     "sluice_upstream_errors_total": "counter",
     "sluice_route_decisions_total": "counter",
+    "sluice_tool_calls_total": "counter",
     "sluice_circuit_state": "gauge",
     "sluice_local_queue_depth": "gauge",
     "process_resident_memory_bytes": "gauge",

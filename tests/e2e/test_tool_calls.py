@@ -72,7 +72,17 @@ def post(sluice, path, body, headers=None):
         return e.code, dict(e.headers), e.read().decode()
 
 
+def tool_calls_counted(sluice, model):
+    text = urllib.request.urlopen(urllib.request.Request(sluice.base_url + "/metrics", headers=sluice.headers()),
+                                  timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith('sluice_tool_calls_total{model="%s"}' % model):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_two_parallel_calls_with_text_before_them_stream_as_openai_streams_them(sluice, upstream):
+    counted_before = tool_calls_counted(sluice, "cloud")
     upstream.script(chunks=["Let me ", "check."], tool_calls=[WEATHER, TIME], arguments_split=5)
     out = tools_sdk(sluice, ["openai_stream_helper", "openai_chunks"])
 
@@ -94,6 +104,7 @@ def test_two_parallel_calls_with_text_before_them_stream_as_openai_streams_them(
     later = [d["tool_calls"][0] for d in deltas if "tool_calls" in d and "id" not in d["tool_calls"][0]]
     assert later and all(set(t) == {"index", "function"} and set(t["function"]) == {"arguments"} for t in later)
     assert chunks[-1]["usage"]["total_tokens"] == 7
+    assert tool_calls_counted(sluice, "cloud") == counted_before + 4  # two calls in each of the two steps
 
     # The tools reached the upstream as the client sent them.
     sent = upstream_bodies(upstream)[0]
