@@ -361,6 +361,9 @@ class anthropic_provider final : public cloud_provider {
     upstream_request build_request(const chat_request& request) const override {
         json::object body = messages_body(request);
         add_tools(request, body);
+        // OpenAI members sluice does not read (logprobs, metadata, ...) have no place in this wire.
+        if (!request.openai_extra.empty())
+            spdlog::debug("model {}: left out for the Anthropic wire: {}", cfg_.name, request.openai_extra);
         body["model"] = upstream_model_name(cfg_);
         body["max_tokens"] = request.params.max_tokens;
         body["stream"] = true;
