@@ -94,37 +94,41 @@ bool take_openai_event(const sse_event& event, cloud_stream_state& state, chunk_
     if (!choices || !choices->is_array() || choices->get_array().empty()) return true;
     auto* choice = choices->get_array()[0].if_object();
     if (!choice) return true;
-    if (auto* delta = choice->if_contains("delta"); delta && delta->is_object()) {
-        const auto& fields = delta->get_object();
-        // The thinking of reasoning models, as DeepSeek, vLLM and llama-server stream it.
-        for (const std::string_view name : {"reasoning_content", "reasoning"}) {
-            const auto thinking = string_of(member(fields, name));
-            if (thinking.empty()) continue;
-            ++state.deltas;
-            out.push_back(stream_chunk::reasoning(std::string(thinking)));
-            break;
+    // One pass over the choice and over its delta (or, from a server that answers a stream request
+    // with one whole completion, its message): an event is read once per token.
+    const json::object* fields = nullptr;
+    for (const auto& member : *choice) {
+        const std::string_view key = member.key();
+        if ((key == "delta" || key == "message") && member.value().is_object()) {
+            fields = &member.value().get_object();
+        } else if (key == "finish_reason" && member.value().is_string()) {
+            state.finish_reason = finish_reason_of(member.value().get_string());
         }
-        auto* content = fields.if_contains("content");
-        if (content && content->is_string() && !content->get_string().empty()) {
-            ++state.deltas;
-            out.push_back(stream_chunk::delta(std::string(content->get_string())));
-        }
-        if (auto* calls = fields.if_contains("tool_calls"); calls && calls->is_array())
-            take_tool_calls(calls->get_array(), state, out);
     }
-    // A server that answers a stream request with one whole completion: its message.
-    if (auto* message = choice->if_contains("message"); message && message->is_object()) {
-        const auto& fields = message->get_object();
-        const auto content = string_of(member(fields, "content"));
-        if (!content.empty()) {
-            ++state.deltas;
-            out.push_back(stream_chunk::delta(std::string(content)));
+    if (!fields) return true;
+    std::string_view thinking;
+    std::string_view content;
+    const json::array* calls = nullptr;
+    for (const auto& member : *fields) {
+        const std::string_view key = member.key();
+        if (key == "content") {
+            content = string_of(&member.value());
+        } else if (key == "tool_calls" && member.value().is_array()) {
+            calls = &member.value().get_array();
+        } else if (key == "reasoning_content" || (key == "reasoning" && thinking.empty())) {
+            // The thinking of reasoning models, as DeepSeek, vLLM and llama-server stream it.
+            thinking = string_of(&member.value());
         }
-        if (auto* calls = fields.if_contains("tool_calls"); calls && calls->is_array())
-            take_tool_calls(calls->get_array(), state, out);
     }
-    if (auto* reason = choice->if_contains("finish_reason"); reason && reason->is_string())
-        state.finish_reason = finish_reason_of(reason->get_string());
+    if (!thinking.empty()) {
+        ++state.deltas;
+        out.push_back(stream_chunk::reasoning(std::string(thinking)));
+    }
+    if (!content.empty()) {
+        ++state.deltas;
+        out.push_back(stream_chunk::delta(std::string(content)));
+    }
+    if (calls) take_tool_calls(*calls, state, out);
     return true;
 }
 
