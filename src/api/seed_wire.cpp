@@ -85,6 +85,14 @@ class seed_wire final : public wire_format {
         return res;
     }
 
+    // /api/v1/chat: the text that arrived before the failure (and was stored) goes with the error.
+    http_response partial_error_response(const http_request& request, const api_error& error,
+                                         const stream_identity& who, const stream_outcome& so_far) override {
+        auto res = error_response(request, error, who.session_id, &who);
+        if (!streaming_) res.body() = error_event_json(error, who.session_id, &who, so_far.text);
+        return res;
+    }
+
     std::string whole(const stream_identity& who, const stream_outcome& out) override {
         return chat_response_json(who, out);
     }
@@ -126,9 +134,9 @@ std::string final_event_json(const stream_identity& identity, const stream_outco
 }
 
 std::string error_event_json(const api_error& error, std::string_view session_id,
-                             const stream_identity* identity) {
+                             const stream_identity* identity, std::string_view content) {
     json::object event{
-        {"error", error.message}, {"code", error.code}, {"content", ""}, {"session_id", session_id}};
+        {"error", error.message}, {"code", error.code}, {"content", content}, {"session_id", session_id}};
     if (identity) {
         event["model_used"] = identity->model_used;
         event["model"] = identity->model;

@@ -19,9 +19,10 @@ std::string delta_event_json(const stream_identity& identity, std::string_view c
 // The same event appended to `out`, byte for byte (no JSON object built per token).
 void append_delta_event_json(std::string& out, const stream_identity& identity, std::string_view content);
 std::string final_event_json(const stream_identity& identity, const stream_outcome& outcome);
-// {"error","code","content":"","session_id"} (+ model_used/model when `identity` is given).
+// {"error","code","content":"","session_id"} (+ model_used/model when `identity` is given);
+// `content` is what a non-streamed answer had when it failed (it was stored; "" otherwise).
 std::string error_event_json(const api_error& error, std::string_view session_id,
-                             const stream_identity* identity = nullptr);
+                             const stream_identity* identity = nullptr, std::string_view content = {});
 // The POST /api/v1/chat answer: {content, session_id, model_used, model, finish_reason, usage, route}.
 std::string chat_response_json(const stream_identity& identity, const stream_outcome& outcome);
 

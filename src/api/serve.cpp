@@ -35,6 +35,8 @@ namespace {
 
 // Store round trips run here, never on an io thread.
 constexpr std::size_t k_store_threads = 2;
+// Tokenizing big prompts (trimming them to a local model's context, estimating usage) runs here.
+constexpr std::size_t k_compute_threads = 2;
 constexpr const char* k_data_dir = "sluice-data";
 
 // When the store holds no key, `make run` would be useless without one: make one and show it once.
@@ -83,6 +85,7 @@ int run_serve(const config& cfg) {
     }
 
     boost::asio::thread_pool store_pool{k_store_threads};
+    boost::asio::thread_pool compute_pool{k_compute_threads};
     authenticator auth{*db, store_pool};
     router routes{&auth};
     http_server server{cfg.server, routes};
@@ -98,11 +101,12 @@ int run_serve(const config& cfg) {
             return 1;
         }
         orchestrator routing{cfg, app.providers};
-        session_locks sessions;
+        session_locks sessions{*db, store_pool, std::chrono::milliseconds{cfg.routing.session_lock_ttl_ms}};
         usage_ledger usage{*db, store_pool};
         app.routing = &routing;
         app.sessions = &sessions;
         app.usage = &usage;
+        app.compute_pool = &compute_pool;
         add_ops_routes(routes, app);
         add_chat_routes(routes, app);
         add_openai_routes(routes, app);
@@ -123,12 +127,15 @@ int run_serve(const config& cfg) {
             spdlog::error("usage counts not written at shutdown: {}", e.what());
         }
         store_pool.join();
+        compute_pool.join();
         if (!clean) {
-            // Streams were cut while their coroutines still hold provider state: leave without
-            // unwinding them (the store work above has finished).
-            spdlog::warn("exiting with streams cut");
+            // Connections that did not end even when cut (each stream is told and stored at the cut,
+            // so this is work stuck elsewhere, or a second signal): their coroutines still hold
+            // provider state, so leave without unwinding them (the store work above has finished),
+            // and say so in the exit code.
+            spdlog::warn("exiting with connections cut");
             spdlog::default_logger()->flush();
-            std::_Exit(0);
+            std::_Exit(1);
         }
     }
     return 0;

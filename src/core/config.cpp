@@ -155,6 +155,7 @@ const std::vector<field<server_config>>& server_fields() {
         make_field("io_threads", &server_config::io_threads, 0, 1024),
         make_field("shutdown_grace_s", &server_config::shutdown_grace_s, 0, 3600),
         make_field("max_connections", &server_config::max_connections, 0, 10000000),
+        make_field("max_answer_bytes", &server_config::max_answer_bytes, 0, 1024.0 * 1024 * 1024),
         make_field("system_prompt", &server_config::system_prompt),
     };
     return fields;
@@ -176,6 +177,7 @@ const std::vector<field<routing_config>>& routing_fields() {
         make_field("cloud_share", &routing_config::cloud_share, 0, 1),
         make_field("fallback", &routing_config::fallback),
         make_field("session_wait_ms", &routing_config::session_wait_ms, 0, 3600000),
+        make_field("session_lock_ttl_ms", &routing_config::session_lock_ttl_ms, 100, 3600000),
     };
     return fields;
 }

@@ -27,6 +27,9 @@ struct server_config {
     // Open client connections; 0 = derived from the open-file limit (RLIMIT_NOFILE / 2 - 64: a
     // stream may hold an upstream socket too, and the store, the model and the logs need some).
     std::size_t max_connections = 0;
+    // An answer longer than this (text, reasoning and tool arguments, in bytes; 0 = no limit) is cut:
+    // the upstream is cancelled and the answer ends with finish_reason "length".
+    std::size_t max_answer_bytes = 4 * 1024 * 1024;
     std::string system_prompt;  // always sent first, never trimmed away
 };
 
@@ -80,6 +83,9 @@ struct routing_config {
     std::optional<double> cloud_share;        // or: the share of traffic for the cloud (calibrated)
     bool fallback = true;                     // another model answers when the chosen one fails early
     int session_wait_ms = 30000;              // a second request on a busy session waits this long, then 409
+    // Redis store: the session lock held in Redis expires this long after its holder last refreshed
+    // it (a live holder refreshes it every third of this), so a lock whose process died frees itself.
+    int session_lock_ttl_ms = 15000;
 };
 
 struct limits_config {  // per API key; 0 = no limit

@@ -46,6 +46,9 @@ class provider {
     // Counts tokens of a text the way this model would (exact for local, an estimate for cloud);
     // used to trim session history to the context budget.
     virtual int count_tokens(const std::string& text) const = 0;
+    // Whether count_tokens costs real CPU on a big text (a tokenizer: a 1 MiB prompt takes a
+    // significant fraction of a second): callers then count on a thread pool, never on an io thread.
+    virtual bool counting_is_costly() const { return false; }
 
     virtual boost::asio::awaitable<void> stream(chat_request request, chunk_sink sink) = 0;
 };

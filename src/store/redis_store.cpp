@@ -122,6 +122,19 @@ end
 return out
 )lua";
 
+// KEYS: session_lock:<id>. ARGV: token, ttl ms. 1 while the lock is the token's.
+constexpr std::string_view k_refresh_lock = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS: session_lock:<id>. ARGV: token.
+constexpr std::string_view k_unlock = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
 std::int64_t wall_clock_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -383,6 +396,24 @@ void redis_store::release_stream(const std::string& key_id) {
         std::lock_guard lock(slots_mutex_);
         pending_releases_.emplace_back(key_id, std::move(slot));
     }
+}
+
+bool redis_store::try_lock_session(const std::string& session_id, const std::string& token,
+                                   std::int64_t ttl_ms) {
+    const auto reply = connection()->command(
+        {"SET", prefix_ + "session_lock:" + session_id, token, "NX", "PX", std::to_string(ttl_ms)});
+    return reply->type == REDIS_REPLY_STATUS;  // +OK; nil when another holds it
+}
+
+bool redis_store::refresh_session_lock(const std::string& session_id, const std::string& token,
+                                       std::int64_t ttl_ms) {
+    const auto reply = connection()->eval(k_refresh_lock, {prefix_ + "session_lock:" + session_id},
+                                          {token, std::to_string(ttl_ms)});
+    return reply_int(reply.get()) == 1;
+}
+
+void redis_store::unlock_session(const std::string& session_id, const std::string& token) {
+    connection()->eval(k_unlock, {prefix_ + "session_lock:" + session_id}, {token});
 }
 
 void redis_store::record_usage(const usage_delta& d) {

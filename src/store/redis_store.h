@@ -16,7 +16,9 @@
 // Layout (prefix "sluice:"): key:<id> hash, keyhash:<sha256> -> id, keys set; session:<id> hash
 // (owner, created_ms, updated_ms), messages:<id> list of JSON; rate:<key>:<window> hash (requests,
 // tokens) expiring after two windows; streams:<key> sorted set of slots scored by expiry;
-// usage:<key>:<model> hash, usage_models:<key> set, usage_keys set.
+// usage:<key>:<model> hash, usage_models:<key> set, usage_keys set; session_lock:<id> the holder's
+// token (SET NX PX: it expires unless refreshed; refreshed and deleted only by a script that compares
+// the token first).
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -62,6 +64,13 @@ class redis_store final : public store {
     void add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) override;
     bool acquire_stream(const std::string& key_id, int max_streams) override;
     void release_stream(const std::string& key_id) override;
+
+    bool shares_sessions() const override { return true; }
+    bool try_lock_session(const std::string& session_id, const std::string& token,
+                          std::int64_t ttl_ms) override;
+    bool refresh_session_lock(const std::string& session_id, const std::string& token,
+                              std::int64_t ttl_ms) override;
+    void unlock_session(const std::string& session_id, const std::string& token) override;
 
     void record_usage(const usage_delta& delta) override;
     std::vector<usage_row> usage(const std::optional<std::string>& key_id) override;

@@ -103,6 +103,28 @@ class store {
     // Never throws (it runs on clean-up paths): a slot it cannot free now is freed later.
     virtual void release_stream(const std::string& key_id) = 0;
 
+    // One turn at a time per session across processes, for a store several processes share
+    // (Redis; see turn/session_locks.h). The lock is `token` stored under the session's name that
+    // expires ttl_ms after it was taken or last refreshed, so a holder that died frees it. A store
+    // used by one process only (SQLite) has no such lock: the in-process one suffices.
+    virtual bool shares_sessions() const { return false; }
+    // True when taken: nobody held it, or its holder's time ran out.
+    virtual bool try_lock_session(const std::string& session_id, const std::string& token,
+                                  std::int64_t ttl_ms) {
+        (void)session_id, (void)token, (void)ttl_ms;
+        return true;
+    }
+    // False when the lock is no longer `token`'s (it expired, and maybe another took it).
+    virtual bool refresh_session_lock(const std::string& session_id, const std::string& token,
+                                      std::int64_t ttl_ms) {
+        (void)session_id, (void)token, (void)ttl_ms;
+        return true;
+    }
+    // Frees the lock if it is still `token`'s.
+    virtual void unlock_session(const std::string& session_id, const std::string& token) {
+        (void)session_id, (void)token;
+    }
+
     // usage ledger
     virtual void record_usage(const usage_delta& delta) = 0;
     virtual std::vector<usage_row> usage(const std::optional<std::string>& key_id) = 0;

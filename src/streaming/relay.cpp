@@ -20,6 +20,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "core/blocking.h"
 #include "core/cancellation.h"
 #include "core/metrics.h"
 #include "routing/orchestrator.h"
@@ -80,6 +81,9 @@ using clock = std::chrono::steady_clock;
 constexpr std::size_t k_channel_capacity = 2;
 // How long the closing error event may take to write when the deadline already passed.
 constexpr auto k_final_write_timeout = std::chrono::seconds{5};
+// The same when the server cuts the stream at the end of its shutdown grace (which gives the whole
+// connection 2 s more before it stops the io threads).
+constexpr auto k_shutdown_write_timeout = std::chrono::milliseconds{1000};
 
 bool cancelled(const net::cancellation_state& state) {
     return state.cancelled() != net::cancellation_type::none;
@@ -282,7 +286,12 @@ struct relay_state {
     clock::time_point last_write = clock::now();
     metrics::stream_timer timer{metrics::get(), ex.started_at()};
     orchestrator* routing = nullptr;
-    sse_batch events;  // the SSE events of one write, reused
+    sse_batch events;                  // the SSE events of one write, reused
+    std::size_t max_answer_bytes = 0;  // relay_options::max_answer_bytes
+    boost::asio::thread_pool* compute_pool = nullptr;
+    std::size_t answer_bytes = 0;  // of text, reasoning and tool calls so far
+    int completion_estimate = 0;   // tokens, for the max_tokens cap (cloud models)
+    bool capped = false;           // the answer reached a cap: it ends with "length"
 
     provider& model() const { return *current->model; }
     const stream_identity& id() const { return current->identity; }
@@ -308,22 +317,32 @@ struct relay_state {
                                     failure_kind_from_code(error.code, is_local(model())));
     }
 
-    net::awaitable<void> report_final() {
-        if (final_reported) co_return;
+    // Records the outcome (once). Returns the error to end the stream with instead of its final
+    // event when it could not be recorded (see outcome_hook).
+    net::awaitable<std::optional<api_error>> report_final() {
+        if (final_reported) co_return std::nullopt;
         final_reported = true;
         out.model = model().config().name;
-        estimate_usage(out, model(), current->request);
+        if (!out.usage_reported && compute_pool && model().counting_is_costly()) {
+            // A tokenizer over the whole prompt: not on the io thread.
+            co_await run_blocking(*compute_pool, [this] { estimate_usage(out, model(), current->request); });
+        } else {
+            estimate_usage(out, model(), current->request);
+        }
         metrics::get().count_tokens(model().config().name, model().config().role, out.prompt_tokens,
                                     out.completion_tokens);
         if (!out.tool_calls.empty())
             metrics::get()
                 .tool_calls(model().config().name)
                 .inc(static_cast<std::uint64_t>(out.tool_calls.size()));
+        std::optional<api_error> unsaved;
         try {
-            co_await on_final(out);
+            unsaved = co_await on_final(out);
         } catch (const std::exception& e) {
             spdlog::warn("session {}: recording the outcome failed: {}", id().session_id, e.what());
+            unsaved = api_error{.code = 500, .message = "the answer was not saved"};
         }
+        co_return unsaved;
     }
 
     // The error goes out as a real status when nothing was sent yet, else as in-band events.
@@ -331,7 +350,9 @@ struct relay_state {
         if (!sse || !sse->started()) {
             api_error shown = error;
             shown.code = static_cast<int>(to_status(error.code));
-            auto res = format.error_response(ex.request(), shown, id().session_id, &id());
+            // A JSON answer that failed part-way says what it had (it was stored).
+            auto res = out.has_content() ? format.partial_error_response(ex.request(), shown, id(), out)
+                                         : format.error_response(ex.request(), shown, id().session_id, &id());
             res.set("X-Sluice-Route", route_header_value(id()));
             responded_whole = true;
             co_await ex.respond(std::move(res));
@@ -357,7 +378,7 @@ struct relay_state {
     }
 
     // Writes one batch: its deltas as one write; a finish or an error ends the stream (after the
-    // deltas before it went out). True when the stream is over.
+    // deltas before it went out), and so does a cap. True when the stream is over.
     net::awaitable<bool> take_batch(chunk_batch& chunks) {
         bool deltas = false;  // since the last write
         stream_chunk* const end = collect(chunks, deltas);
@@ -368,6 +389,11 @@ struct relay_state {
                 if (!written) co_return true;
             }
             timer.chunk_end();
+        }
+        if (capped) {
+            // The upstream is cancelled when this ends the race.
+            co_await end_with("length");
+            co_return true;
         }
         if (!end) co_return false;
         if (end->type == stream_chunk::kind::finish) {
@@ -391,8 +417,10 @@ struct relay_state {
                     if (!chunk.is_content()) break;
                     if (!deltas) timer.chunk_begin();
                     deltas = true;
+                    capped = take_within_caps(chunk);
                     out.take_content(chunk);
                     if (sse) format.content(events, id(), chunk, out);
+                    if (capped) return nullptr;  // what follows the cap is dropped
                     break;
                 }
                 case stream_chunk::kind::usage:
@@ -411,11 +439,44 @@ struct relay_state {
         return nullptr;
     }
 
+    // Counts a content chunk against the answer's caps (relay_options::max_answer_bytes), cutting
+    // the text that would cross the byte cap (at a UTF-8 boundary); true when the answer is at a cap.
+    bool take_within_caps(stream_chunk& chunk) {
+        bool at_cap = false;
+        if (max_answer_bytes > 0 &&
+            answer_bytes + chunk.text.size() + chunk.name.size() >= max_answer_bytes) {
+            const std::size_t room = max_answer_bytes > answer_bytes + chunk.name.size()
+                                         ? max_answer_bytes - answer_bytes - chunk.name.size()
+                                         : 0;
+            std::size_t keep = std::min(room, chunk.text.size());
+            while (keep > 0 && keep < chunk.text.size() &&
+                   (static_cast<unsigned char>(chunk.text[keep]) & 0xC0) == 0x80)
+                --keep;
+            chunk.text.resize(keep);
+            at_cap = true;
+        }
+        const std::size_t bytes = chunk.text.size() + chunk.name.size();
+        answer_bytes += bytes;
+        // A local model counts its tokens exactly and stops at max_tokens itself.
+        const int max_tokens = current->request.params.max_tokens;
+        if (!is_local(model()) && max_tokens > 0) {
+            completion_estimate += static_cast<int>(std::max<std::size_t>(1, bytes / 4));
+            if (completion_estimate > max_tokens) at_cap = true;
+        }
+        return at_cap;
+    }
+
     net::awaitable<void> end_with(const std::string& finish_reason) {
         timer.model_end();
         out.finish_reason = finish_reason.empty() ? "stop" : finish_reason;
         if (routing) routing->report_success(model().config().name);
-        co_await report_final();
+        auto unsaved = co_await report_final();
+        if (unsaved) {
+            // The answer went out but is not stored: an error, not the final event of a success.
+            out.error = std::move(unsaved);
+            co_await send_error(*out.error);
+            co_return;
+        }
         if (sse) {
             events.clear();
             format.final(events, id(), out);
@@ -448,9 +509,14 @@ struct relay_state {
         out.error =
             api_error{.code = chunk.code, .message = chunk.message, .retry_after_s = chunk.retry_after_s};
         co_await report_final();
+        co_await send_error(*out.error);
+    }
+
+    // write_error, for a writer that ends the stream: a failed write means the client left.
+    net::awaitable<void> send_error(const api_error& error) {
         bool failed = false;
         try {
-            co_await write_error(*out.error);
+            co_await write_error(error);
         } catch (const boost::system::system_error&) {
             failed = true;
         }
@@ -549,6 +615,22 @@ net::awaitable<void> end_timed_out(relay_state& state, const relay_options& opti
     }
 }
 
+// Cancelled from outside, which only the server does, when its shutdown grace is over: the stream
+// still ends as a stream should. The partial answer is stored like a cancelled one (usage included),
+// and the client hears why, with the end marker and the end of the body, when it still can.
+net::awaitable<void> end_shut_down(relay_state& state) {
+    state.ex.close_after();
+    if (state.final_reported) co_return;  // the end was already on its way
+    state.out.finish_reason = "cancelled";
+    state.out.error = api_error{.code = 503, .message = "server shutting down", .retry_after_s = 1};
+    co_await state.report_final();
+    if (state.sse && (state.sse->broken() || state.sse->finished())) co_return;
+    try {
+        co_await (state.write_error(*state.out.error) || expire_after(k_shutdown_write_timeout));
+    } catch (const std::exception&) {
+    }
+}
+
 }  // namespace
 
 // Its frame lives for the whole stream: whatever is needed only before or after the race is in the
@@ -560,6 +642,8 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
     if (!options.format) throw std::invalid_argument("relay_stream: no wire format");
     relay_state state{ex, candidates, &candidates.front(), outcome, on_final, *options.format};
     state.routing = routing;
+    state.max_answer_bytes = options.max_answer_bytes;
+    state.compute_pool = options.compute_pool;
     metrics::get().route_decisions(state.model().config().role, state.id().route_reason).inc();
     std::optional<metrics::gauge_guard> live_stream;
     if (options.streaming) live_stream.emplace(metrics::get().active_streams());
@@ -576,9 +660,15 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
     auto race = start_race(state, channel, heartbeat, clock::now() + options.request_timeout);
     const auto result = co_await std::move(race);
     const auto winner = race_winner(result, state.id().session_id);
-    // Cancelled from outside (the server shutting down): nothing more may be awaited.
+    // Cancelled from outside: the server shutting down. Awaiting anything in a cancelled coroutine
+    // throws, so the cancellation is cleared first (a second one, the server's last resort, still
+    // reaches what follows).
     const auto cancellation = co_await net::this_coro::cancellation_state;
-    if (cancelled(cancellation)) throw boost::system::system_error(net::error::operation_aborted);
+    if (cancelled(cancellation)) {
+        co_await net::this_coro::reset_cancellation_state();
+        co_await end_shut_down(state);
+        co_return;
+    }
     if (winner == 3) outcome.client_gone = true;
     if (winner == 2) outcome.timed_out = true;
     if (outcome.client_gone) {

@@ -7,7 +7,9 @@
 // provider included) is cancelled at once through the coroutines' cancellation slots. So is
 // everything when the request deadline passes. No coroutine of the race throws to end it.
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -25,13 +27,23 @@ namespace sluice {
 struct relay_options {
     std::chrono::milliseconds heartbeat_interval{15000};
     std::chrono::milliseconds request_timeout{300000};
+    // The answer's length, whatever the upstream does: at most this many bytes of text, reasoning
+    // and tool arguments (server.max_answer_bytes; 0 = no limit), and for a cloud model at most the
+    // request's max_tokens, estimated as it streams (a delta costs its bytes / 4, at least 1). At
+    // either cap the upstream is cancelled and the answer finishes with finish_reason "length".
+    std::size_t max_answer_bytes = 0;
+    // Where usage is estimated with a model whose counting_is_costly(); null: in place.
+    boost::asio::thread_pool* compute_pool = nullptr;
     bool streaming = true;          // false: collect the answer, then one JSON object (POST /api/v1/chat)
     wire_format* format = nullptr;  // the API's bytes; required
 };
 
 // Called exactly once with the final outcome: before the last event goes out (so a follow-up
 // request on the same session already sees this turn), or after the stream when it was cut.
-using outcome_hook = std::function<boost::asio::awaitable<void>(const stream_outcome&)>;
+// Returns nullopt when the outcome was recorded; otherwise the error that ends the stream in place
+// of its final event (the answer reached the client but was not stored: the client must not be told
+// it succeeded). A hook that throws counts as such a failure.
+using outcome_hook = std::function<boost::asio::awaitable<std::optional<api_error>>(const stream_outcome&)>;
 
 class orchestrator;
 

@@ -67,6 +67,13 @@ class wire_format {
     // before a model was chosen).
     virtual http_response error_response(const http_request& request, const api_error& error,
                                          std::string_view session_id, const stream_identity* who) = 0;
+    // A non-streaming answer that failed after some of it arrived (`so_far` holds it, and it was
+    // stored): the error with its real status, with what the answer had when the API can say so.
+    virtual http_response partial_error_response(const http_request& request, const api_error& error,
+                                                 const stream_identity& who, const stream_outcome& so_far) {
+        (void)so_far;
+        return error_response(request, error, who.session_id, &who);
+    }
     // The body of a non-streaming answer (application/json).
     virtual std::string whole(const stream_identity& who, const stream_outcome& out) = 0;
     // While nothing flows: a comment line unless the API has its own ping event.

@@ -70,10 +70,12 @@ admission_result check_limits(store& db, const std::string& key_id, const limits
     return result;
 }
 
-net::awaitable<void> settle_then(stream_slot& slot, const outcome_hook& inner,
-                                 const stream_outcome& outcome) {
+net::awaitable<std::optional<api_error>> settle_then(stream_slot& slot, const outcome_hook& inner,
+                                                     const stream_outcome& outcome) {
     co_await slot.settle(outcome);
-    if (inner) co_await inner(outcome);
+    if (!inner) co_return std::nullopt;
+    auto unsaved = co_await inner(outcome);
+    co_return unsaved;
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #pragma once
 // What the endpoints share for the life of the server: the configuration, the store (reached only
-// through run_blocking on its own pool), one provider per configured model, the orchestrator and the
-// per-session turn locks and the batched usage ledger.
+// through run_blocking on its own pool), one provider per configured model, the orchestrator, the
+// per-session turn locks, the batched usage ledger and a pool for CPU-heavy work.
 #include <boost/asio/thread_pool.hpp>
 #include <vector>
 
@@ -23,6 +23,9 @@ struct app_context {
     orchestrator* routing = nullptr;      // who answers each request (set by serve)
     session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
     usage_ledger* usage = nullptr;        // batched usage writes (set by serve)
+    // CPU-heavy work of a request (tokenizing a big prompt to trim it), off the io threads; null:
+    // done in place (tests).
+    boost::asio::thread_pool* compute_pool = nullptr;
 };
 
 }  // namespace sluice

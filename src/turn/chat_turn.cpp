@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 
@@ -38,8 +39,10 @@ struct turn_record {
     std::string model;
 };
 
-// Stores the new turn and the answer (whatever ended it), and counts the usage.
-net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stream_outcome& out) {
+// Stores the new turn and the answer (whatever ended it), and counts the usage. Returns the error
+// the stream must end with when the answer could not be stored (the client was not told yet).
+net::awaitable<std::optional<api_error>> persist_turn(app_context& app, turn_record turn,
+                                                      const stream_outcome& out) {
     const bool answered = !(out.error && !out.has_content() && !out.client_gone);
     const auto now = now_ms();
     if (!out.model.empty()) turn.model = out.model;  // a fallback model answered
@@ -61,20 +64,32 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
                             .finish_reason = out.finish_reason,
                             .created_ms = now});
     }
+    std::optional<api_error> unsaved;
+    if (!messages.empty()) {
+        try {
+            co_await run_blocking(app.store_pool, [&app, &turn, &messages] {
+                app.db.append_messages(turn.session_id, turn.key_id, messages);
+            });
+        } catch (const session_conflict&) {
+            // Another key made this session meanwhile: as for any session the key cannot see.
+            unsaved = api_error{.code = 404, .message = "the answer was not saved: session not found"};
+        } catch (const std::exception& e) {
+            spdlog::warn("session {}: storing the turn failed: {}", turn.session_id, e.what());
+            unsaved = api_error{.code = 503,
+                                .message = "the answer was not saved: the session store is unavailable"};
+        }
+    }
+    // The model was used even when the append failed; a turn that was not stored is an error. The
+    // ledger batches the counts off the request path (and keeps them while the store is down).
     usage_delta usage{.key_id = turn.key_id,
                       .model = turn.model,
                       .requests = 1,
                       .prompt_tokens = out.prompt_tokens,
                       .completion_tokens = out.completion_tokens,
                       .cancelled = out.finish_reason == "cancelled" ? 1 : 0,
-                      .errors = out.error ? 1 : 0};
-    // Usage first: the model was used even when the append is refused (session_conflict). The
-    // ledger batches it off the request path; only the session append is waited for.
+                      .errors = out.error || unsaved ? 1 : 0};
     app.usage->add(usage);
-    if (messages.empty()) co_return;
-    co_await run_blocking(app.store_pool, [&app, &turn, &messages] {
-        app.db.append_messages(turn.session_id, turn.key_id, messages);
-    });
+    co_return unsaved;
 }
 
 // What a turn holds while its stream runs. It lives on the heap, and only its pointer in the frame
@@ -117,14 +132,22 @@ net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, e
     flight->slot = std::move(std::get<stream_slot>(admitted));
     const std::string& key_id = flight->key_id = ex.key() ? ex.key()->id : std::string{};
 
-    // One turn at a time per session (in this process; see session_locks.h for several processes):
+    // One turn at a time per session (across processes with a Redis store; see session_locks.h):
     // held from loading the history until the answer is stored.
     if (app.sessions && turn.lock_session && !session_id.empty()) {
         const auto wait = std::chrono::milliseconds{app.cfg.routing.session_wait_ms};
-        flight->turn_lock = co_await app.sessions->acquire(session_id, wait);
-        if (!flight->turn_lock) {
-            auto res =
-                fail(api_error{.code = 409, .message = "session busy: another request on it is running"});
+        std::optional<api_error> lock_error;
+        try {
+            flight->turn_lock = co_await app.sessions->acquire(session_id, wait);
+            if (!flight->turn_lock)
+                lock_error =
+                    api_error{.code = 409, .message = "session busy: another request on it is running"};
+        } catch (const std::exception& e) {
+            spdlog::warn("session {}: store failed taking its lock: {}", session_id, e.what());
+            lock_error = api_error{.code = 503, .message = "the session store is unavailable"};
+        }
+        if (lock_error) {
+            auto res = fail(*lock_error);
             co_await ex.respond(std::move(res));
             co_return nullptr;
         }
@@ -173,10 +196,22 @@ net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, e
     std::vector<chat_message> new_messages = std::move(shape.messages);
     shape.params.max_tokens = turn.max_tokens.value_or(k_default_max_tokens);
     const stream_identity base{.session_id = session_id};
-    flight->candidates =
-        make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, shape, base);
+    // A tokenizer over a big conversation takes CPU time no io thread may spend (every connection
+    // on the thread would wait): trimming for such a model runs on the compute pool.
+    const bool costly = std::any_of(planned.plan.candidates.begin(), planned.plan.candidates.end(),
+                                    [](const provider_ptr& model) { return model->counting_is_costly(); });
+    if (costly && app.compute_pool) {
+        flight->candidates = co_await run_blocking(*app.compute_pool, [&] {
+            return make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, shape, base);
+        });
+    } else {
+        flight->candidates =
+            make_candidates(planned.plan, app.cfg.server.system_prompt, conversation, shape, base);
+    }
     flight->options = {.heartbeat_interval = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
                        .request_timeout = std::chrono::seconds{app.cfg.server.request_timeout_s},
+                       .max_answer_bytes = app.cfg.server.max_answer_bytes,
+                       .compute_pool = app.compute_pool,
                        .streaming = turn.streaming,
                        .format = flight->format.get()};
     turn_record record{.key_id = key_id,

@@ -192,3 +192,17 @@ TEST(config, connection_and_pool_limits) {
         "pool_wait_ms = 600001\n");
     EXPECT_NE(msg.find("models.pool_wait_ms = 600001"), std::string::npos) << msg;
 }
+
+// The answer cap and the shared session lock (issue 13, docs/OPERATIONS.md).
+TEST(config, answer_cap_and_session_lock_ttl) {
+    const auto defaults = parse_config("");
+    EXPECT_EQ(defaults.server.max_answer_bytes, 4u * 1024 * 1024);
+    EXPECT_EQ(defaults.routing.session_lock_ttl_ms, 15000);
+    const auto set = parse_config("[server]\nmax_answer_bytes = 0\n[routing]\nsession_lock_ttl_ms = 2000\n");
+    EXPECT_EQ(set.server.max_answer_bytes, 0u);  // no cap
+    EXPECT_EQ(set.routing.session_lock_ttl_ms, 2000);
+    auto msg = error_of("[server]\nmax_answer_bytes = -1\n");
+    EXPECT_NE(msg.find("server.max_answer_bytes = -1"), std::string::npos) << msg;
+    msg = error_of("[routing]\nsession_lock_ttl_ms = 10\n");
+    EXPECT_NE(msg.find("routing.session_lock_ttl_ms = 10"), std::string::npos) << msg;
+}

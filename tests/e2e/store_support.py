@@ -105,7 +105,7 @@ class Redis:
             return f.read()
 
 
-def write_config(workdir, store_url, upstream, limits=None, server=None):
+def write_config(workdir, store_url, upstream, limits=None, server=None, extra_toml=""):
     os.makedirs(workdir, exist_ok=True)
     server = {"listen": "127.0.0.1:0", "heartbeat_interval_s": 15, "io_threads": 2, **(server or {})}
     lines = ["[server]"] + [f"{k} = {json.dumps(v)}" for k, v in server.items()]
@@ -115,6 +115,7 @@ def write_config(workdir, store_url, upstream, limits=None, server=None):
     if limits:
         lines.append("[limits]")
         lines += [f"{k} = {v}" for k, v in limits.items()]
+    lines.append(extra_toml)
     path = os.path.join(workdir, "sluice.toml")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

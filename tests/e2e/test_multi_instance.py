@@ -1,6 +1,7 @@
 """Two `sluice serve` processes on one real redis-server, as behind a load balancer: they share
-sessions, keys, rate limits and the usage ledger."""
+sessions, keys, rate limits, the usage ledger and the per-session turn lock."""
 
+import threading
 import time
 
 import pytest
@@ -107,3 +108,81 @@ def test_key_revoked_through_one_is_refused_by_the_other_within_a_second(pair):
     assert request(b.base_url, "GET", "/api/v1/models", key)[0] == 401
     status, _, events = stream(a.base_url, key)
     assert status == 401 and events[0]["code"] == 401
+
+
+LOCK_TTL_MS = 2000
+
+
+@pytest.fixture
+def locked_pair(tmp_path, upstream, redis):
+    """Two processes on one Redis with a short session lock time to live (so a dead holder's lock
+    expires within the test)."""
+    started = []
+    for name in ("la", "lb"):
+        workdir = str(tmp_path / name)
+        config = write_config(workdir, redis.url, upstream,
+                              extra_toml=f"[routing]\nsession_lock_ttl_ms = {LOCK_TTL_MS}\n")
+        started.append(Serve(workdir, config))
+    yield started
+    for s in started:
+        if s.alive():
+            code = s.stop()
+            assert code == 0, s.log_text()[-4000:]
+
+
+def _in_thread(fn, *args, **kwargs):
+    result = {}
+
+    def run():
+        result["value"] = fn(*args, **kwargs)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_concurrent_turns_on_one_session_through_both_are_serialised(upstream, locked_pair):
+    a, b = locked_pair
+    key = a.first_key
+    assert stream(a.base_url, key, "first", session_id="one-at-a-time")[0] == 200
+    # The turn through a lasts ~1.2 s (longer than the lock's refresh period); b's starts meanwhile.
+    upstream.script(queue=[{"chunks": ["slow "] * 12, "chunk_delay_ms": 100}, {"chunks": ["quick"]}])
+    first, first_result = _in_thread(stream, a.base_url, key, "second", session_id="one-at-a-time")
+    wait_until(lambda: len(upstream.log()) == 2, 10, "a's upstream request")
+    second, second_result = _in_thread(stream, b.base_url, key, "third", session_id="one-at-a-time")
+    first.join(30)
+    second.join(30)
+    for result in (first_result, second_result):
+        status, _, events = result["value"]
+        assert status == 200 and events[-1]["done"] is True, events
+    log = upstream.log()
+    assert len(log) == 3, log
+    # b's upstream request started after a's ended, and carried a's turn.
+    assert log[2]["t_start"] >= log[1]["t_end"], (log[1], log[2])
+    turns = [(m["role"], m["content"]) for m in log[2]["body"]["messages"] if m["role"] != "system"]
+    assert turns[-3:] == [("user", "second"), ("assistant", "slow " * 12), ("user", "third")], turns
+
+
+def test_the_lock_of_a_killed_holder_expires(upstream, locked_pair, redis):
+    a, b = locked_pair
+    key = a.first_key
+    assert stream(a.base_url, key, "first", session_id="orphaned")[0] == 200
+    upstream.script(queue=[{"chunks": ["never "] * 100, "chunk_delay_ms": 100}, {"chunks": ["after"]}])
+    def hold():
+        try:
+            request(a.base_url, "POST", "/api/v1/chat/stream", key, {"message": "cut", "session_id": "orphaned"})
+        except OSError:
+            pass  # the holder is killed under it
+
+    holder, _ = _in_thread(hold)
+    wait_until(lambda: len(upstream.log()) == 2, 10, "a's upstream request")
+    assert b"lock_" in redis.command("GET", "sluice:session_lock:orphaned")
+    a.kill9()
+    killed_at = time.monotonic()
+    holder.join(30)
+    status, _, events = stream(b.base_url, key, "again", session_id="orphaned")
+    assert status == 200 and events[-1]["done"] is True, events
+    waited = upstream.log()[-1]["t_start"] - killed_at
+    print(f"b's turn started {waited:.2f} s after the holder was killed (lock ttl {LOCK_TTL_MS} ms)")
+    # The lock was refreshed every third of its ttl until the kill, then left to expire.
+    assert LOCK_TTL_MS / 1000 / 2 <= waited <= LOCK_TTL_MS / 1000 + 1.5, waited

@@ -149,3 +149,20 @@ def test_request_deadline_after_the_first_byte_is_an_in_band_error(upstream, sta
     error = json.loads(chunks[-2][len(b"data: "):])
     assert error["code"] == 504 and error["content"] == ""
     assert chunks[-1] == b"data: [DONE]\n\n"
+
+
+def test_a_whole_answer_that_fails_part_way_returns_the_text_it_stored(upstream, sluice):
+    from store_support import request
+
+    upstream.script(chunks=["partial ", "text", " never"], reset_after=2, chunk_delay_ms=20)
+    status, _, text = request(sluice.base_url, "POST", "/api/v1/chat", sluice.key,
+                              {"message": "hi", "session_id": "partial"})
+    assert status == 502, text
+    body = json.loads(text)
+    # SPEC's error shape, with the content it had (and stored) instead of "".
+    assert body["code"] == 502 and body["error"] and body["session_id"] == "partial", body
+    assert body["content"] == "partial text", body
+    status, _, text = request(sluice.base_url, "GET", "/api/v1/sessions/partial", sluice.key)
+    assert status == 200, text
+    answer = json.loads(text)["messages"][-1]
+    assert answer["content"] == "partial text" and answer["finish_reason"] == "error", answer

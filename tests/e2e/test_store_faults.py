@@ -1,10 +1,12 @@
-"""Store faults end to end: Redis going away and coming back under a running sluice, and `kill -9`
-of sluice in the middle of a stream on SQLite."""
+"""Store faults end to end: Redis going away and coming back under a running sluice (between
+requests, and in the middle of a turn, whose answer then cannot be stored), and `kill -9` of sluice in
+the middle of a stream on SQLite."""
 
 import asyncio
 import json
 import os
 import sqlite3
+import threading
 
 import aiohttp
 import pytest
@@ -123,3 +125,70 @@ def test_sqlite_survives_kill_9_during_a_stream(tmp_path, upstream):
     finally:
         code = again.stop()
     assert code == 0, again.log_text()[-4000:]
+
+
+async def _stream_while_redis_stops(s, key, upstream, redis):
+    """Streams a turn; after its first delta Redis stops. The raw data: lines of the whole body."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(s.base_url + "/api/v1/chat/stream",
+                                json={"message": "not kept", "session_id": "kept"},
+                                headers={"Authorization": f"Bearer {key}"}) as res:
+            assert res.status == 200
+            lines = [await res.content.readline()]
+            assert lines[0].startswith(b"data:")
+            redis.stop(save=True)
+            lines += [line async for line in res.content]
+            return [json.loads(line[5:]) if line.strip() != b"data: [DONE]" else "[DONE]"
+                    for line in lines if line.startswith(b"data:")]
+
+
+def test_a_turn_whose_storage_fails_ends_with_an_error_not_done(tmp_path, upstream, redis):
+    workdir = str(tmp_path / "serve")
+    # A session lock whose release failed (Redis down) expires by itself: shortly, here.
+    s = Serve(workdir, write_config(workdir, redis.url, upstream,
+                                    extra_toml="[routing]\nsession_lock_ttl_ms = 500\n"))
+    key = s.first_key
+    try:
+        assert stream(s.base_url, key, "first", session_id="kept")[0] == 200
+        upstream.script(chunks=["one ", "two ", "three"], chunk_delay_ms=300)
+        events = asyncio.run(_stream_while_redis_stops(s, key, upstream, redis))
+        assert events[-1] == "[DONE]", events
+        # The text was streamed; the end says it was not saved, with no final event of a success.
+        assert "".join(e.get("content", "") for e in events[:-1]) == "one two three", events
+        error = events[-2]
+        assert error["code"] == 503 and "not saved" in error["error"], events
+        assert not any(isinstance(e, dict) and e.get("done") for e in events), events
+
+        # /api/v1/chat: the same, as a 503 that carries the answer it could not store.
+        redis.restart()
+        wait_until(lambda: readyz(s, key)[0] == 200, 10, "/readyz to say ready again")
+        upstream.script(chunks=["whole ", "answer"], chunk_delay_ms=400)
+        result = {}
+
+        def post():
+            result["response"] = request(s.base_url, "POST", "/api/v1/chat", key,
+                                         {"message": "also not kept", "session_id": "kept"})
+
+        thread = threading.Thread(target=post)
+        thread.start()
+        wait_until(lambda: len(upstream.log()) >= 3, 10, "the upstream request")
+        redis.stop(save=True)
+        thread.join(30)
+        status, _, text = result["response"]
+        assert status == 503, text
+        body = json.loads(text)
+        assert "not saved" in body["error"] and body["content"] == "whole answer", body
+
+        # Usage counts both as errors once the store is back; the session holds the first turn only.
+        redis.restart()
+        wait_until(lambda: readyz(s, key)[0] == 200, 10, "/readyz to say ready again")
+        status, _, text = request(s.base_url, "GET", "/api/v1/usage", key)
+        assert status == 200, text
+        totals = json.loads(text)["totals"]
+        assert totals["requests"] == 3 and totals["errors"] == 2, totals
+        status, _, text = request(s.base_url, "GET", "/api/v1/sessions/kept", key)
+        assert status == 200, text
+        assert [m["content"] for m in json.loads(text)["messages"]] == ["first", "Hello"]
+    finally:
+        code = s.stop()
+    assert code == 0, s.log_text()[-4000:]
