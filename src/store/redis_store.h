@@ -16,7 +16,8 @@
 // Layout (prefix "sluice:"): key:<id> hash, keyhash:<sha256> -> id, keys set; session:<id> hash
 // (owner, created_ms, updated_ms), messages:<id> list of JSON; rate:<key>:<window> hash (requests,
 // tokens) expiring after two windows; streams:<key> sorted set of slots scored by expiry;
-// usage:<key>:<model> hash, usage_models:<key> set, usage_keys set.
+// usage:<key>:<model> hash, usage_models:<key> set, usage_keys set; response:<id> hash expiring at
+// the response's expires_ms.
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -62,6 +63,10 @@ class redis_store final : public store {
     void add_tokens(const std::string& key_id, int tokens, std::int64_t now_ms) override;
     bool acquire_stream(const std::string& key_id, int max_streams) override;
     void release_stream(const std::string& key_id) override;
+
+    void save_response(const stored_response& response) override;
+    std::optional<stored_response> load_response(const std::string& id, std::int64_t now_ms) override;
+    bool delete_response(const std::string& id) override;
 
     void record_usage(const usage_delta& delta) override;
     std::vector<usage_row> usage(const std::optional<std::string>& key_id) override;
