@@ -36,6 +36,7 @@ struct turn_record {
     std::string session_id;  // empty: nothing is stored, only the usage counted
     std::vector<chat_message> new_messages;
     std::string model;
+    std::function<net::awaitable<void>(const stream_outcome&)> on_outcome;  // chat_turn::on_outcome
 };
 
 // Stores the new turn and the answer (whatever ended it), and counts the usage.
@@ -71,10 +72,15 @@ net::awaitable<void> persist_turn(app_context& app, turn_record turn, const stre
     // Usage first: the model was used even when the append is refused (session_conflict). The
     // ledger batches it off the request path; only the session append is waited for.
     app.usage->add(usage);
-    if (messages.empty()) co_return;
-    co_await run_blocking(app.store_pool, [&app, &turn, &messages] {
-        app.db.append_messages(turn.session_id, turn.key_id, messages);
-    });
+    if (!messages.empty()) {
+        co_await run_blocking(app.store_pool, [&app, &turn, &messages] {
+            app.db.append_messages(turn.session_id, turn.key_id, messages);
+        });
+    }
+    if (turn.on_outcome) {
+        auto recorded = turn.on_outcome(out);
+        co_await std::move(recorded);
+    }
 }
 
 // What a turn holds while its stream runs. It lives on the heap, and only its pointer in the frame
@@ -182,7 +188,8 @@ net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, e
     turn_record record{.key_id = key_id,
                        .session_id = session_id,
                        .new_messages = std::move(new_messages),
-                       .model = flight->candidates.front().identity.model};
+                       .model = flight->candidates.front().identity.model,
+                       .on_outcome = std::move(turn.on_outcome)};
     flight->persist = flight->slot.wrap([&app, record = std::move(record)](const stream_outcome& out) {
         return persist_turn(app, record, out);
     });
