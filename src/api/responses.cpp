@@ -47,6 +47,7 @@ struct pending_response {
     chat_turn turn;
     std::unique_ptr<wire_format> format;
     std::string previous_response_id;
+    std::vector<std::string> references;  // item ids the input refers to
     bool has_instructions = false;
 };
 
@@ -99,21 +100,75 @@ std::optional<std::vector<stored_response>> load_chain(store& db, const std::str
     return chain;
 }
 
-// Puts the previous responses' conversation before the new input; false when an error response
-// went out instead.
+// What a request's earlier state is: the previous_response_id chain, and the stored responses that
+// its item_references point into (only the key's own).
+struct earlier_responses {
+    std::optional<std::vector<stored_response>> chain;  // null: the previous response is not there
+    std::vector<stored_response> referenced;
+};
+
+earlier_responses load_earlier(store& db, const pending_response& pending, const std::string& key_id) {
+    earlier_responses found;
+    if (!pending.previous_response_id.empty())
+        found.chain = load_chain(db, pending.previous_response_id, key_id);
+    std::vector<std::string> ids;
+    for (const auto& item : pending.references) {
+        auto id = response_id_of_item(item);
+        if (!id.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(std::move(id));
+    }
+    const auto now = now_ms();
+    for (const auto& id : ids) {
+        auto response = db.load_response(id, now);
+        if (response && constant_time_equal(response->key_id, key_id))
+            found.referenced.push_back(std::move(*response));
+    }
+    return found;
+}
+
+// The input again, with its item_references replaced by the stored items they name.
+std::vector<chat_message> resolve_references(std::string_view body,
+                                             const std::vector<stored_response>& referenced,
+                                             std::vector<chat_message> messages) {
+    std::vector<json::value> outputs;
+    outputs.reserve(referenced.size());
+    for (const auto& response : referenced) {
+        boost::system::error_code ec;
+        auto whole = json::parse(response.response, ec);
+        if (!ec && whole.is_object()) outputs.push_back(std::move(whole));
+    }
+    const item_resolver resolve = [&outputs](std::string_view id) -> const json::object* {
+        for (const auto& whole : outputs) {
+            const auto* output = whole.get_object().if_contains("output");
+            if (!output || !output->is_array()) continue;
+            for (const auto& item : output->get_array()) {
+                const auto* object = item.if_object();
+                const auto* item_id = object ? object->if_contains("id") : nullptr;
+                if (item_id && item_id->is_string() && item_id->get_string() == id) return object;
+            }
+        }
+        return nullptr;
+    };
+    auto parsed = parse_responses_request(body, &resolve);
+    if (auto* request = std::get_if<responses_request>(&parsed)) return std::move(request->messages);
+    return messages;
+}
+
+// Puts the earlier responses' conversation before the new input and resolves its item
+// references; false when an error response went out instead.
 net::awaitable<bool> load_history(app_context& app, exchange& ex, pending_response& pending) {
     const std::string key_id = key_of(ex);
     const std::string& id = pending.previous_response_id;
-    std::optional<std::vector<stored_response>> chain;
+    earlier_responses earlier;
     std::optional<api_error> failure;
     std::string code;
     try {
-        chain = co_await run_blocking(app.store_pool, [&] { return load_chain(app.db, id, key_id); });
+        earlier =
+            co_await run_blocking(app.store_pool, [&] { return load_earlier(app.db, pending, key_id); });
     } catch (const std::exception& e) {
         spdlog::warn("response {}: store failed: {}", id, e.what());
         failure = api_error{.code = 503, .message = "the response store is unavailable"};
     }
-    if (!failure && !chain) {
+    if (!failure && !id.empty() && !earlier.chain) {
         failure = api_error{.code = 400, .message = "Previous response with id '" + id + "' not found."};
         code = "previous_response_not_found";
     }
@@ -122,10 +177,14 @@ net::awaitable<bool> load_history(app_context& app, exchange& ex, pending_respon
         co_await ex.respond(std::move(res));
         co_return false;
     }
-    auto history = history_from_responses(*chain);
     auto& messages = pending.turn.request.messages;
-    const auto at = messages.begin() + (pending.has_instructions ? 1 : 0);
-    messages.insert(at, std::make_move_iterator(history.begin()), std::make_move_iterator(history.end()));
+    if (!earlier.referenced.empty())
+        messages = resolve_references(ex.request().body(), earlier.referenced, std::move(messages));
+    if (earlier.chain) {
+        auto history = history_from_responses(*earlier.chain);
+        const auto at = messages.begin() + (pending.has_instructions ? 1 : 0);
+        messages.insert(at, std::make_move_iterator(history.begin()), std::make_move_iterator(history.end()));
+    }
     co_return true;
 }
 
@@ -176,9 +235,10 @@ net::awaitable<void> create_response(app_context& app, exchange& ex) {
     state->input_items = std::move(request.input_items);
     turn.on_outcome = [&app, state](const stream_outcome& out) { return record_response(app, state, out); };
     pending->format = make_responses_wire_format(std::move(state));
-    if (request.previous_response_id.empty())
+    if (request.previous_response_id.empty() && request.references.empty())
         return run_chat_turn(app, ex, std::move(turn), std::move(pending->format));
     pending->previous_response_id = std::move(request.previous_response_id);
+    pending->references = std::move(request.references);
     pending->has_instructions = request.has_instructions;
     return continue_response(app, ex, std::move(pending));
 }

@@ -5,6 +5,7 @@
 // every API; responses_wire.cpp parses the request and writes the events and the response object,
 // responses.cpp is the endpoints and the stored responses (store: true, previous_response_id).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,11 +44,22 @@ struct responses_request {
     // What the response object repeats of the request: instructions, tools, tool_choice, text,
     // reasoning, metadata, temperature, top_p, max_output_tokens, parallel_tool_calls, store...
     boost::json::object echo;
+    // The ids of `item_reference` items the resolver did not know (or all of them, without one).
+    std::vector<std::string> references;
 };
 
+// An output item of a stored response by its id; null when unknown.
+using item_resolver = std::function<const boost::json::object*(std::string_view item_id)>;
+
 // Validates the body as OpenAI does (400 naming the field); unknown fields and tool types, input
-// items and content parts sluice cannot use are ignored (Codex sends many), never refused.
-std::variant<responses_request, api_error> parse_responses_request(std::string_view body);
+// items and content parts sluice cannot use are ignored (Codex sends many), never refused. An
+// `item_reference` becomes the item `resolve` finds (without one, or unknown: left out and listed).
+std::variant<responses_request, api_error> parse_responses_request(std::string_view body,
+                                                                   const item_resolver* resolve = nullptr);
+
+// The stored response an output item belongs to (its id names it: msg_<r>_<n> is in resp_<r>);
+// empty for an id sluice did not make.
+std::string response_id_of_item(std::string_view item_id);
 
 // Stored responses, oldest first, as the conversation they hold: each one's input items, then its
 // output items (function calls join the assistant message before them; reasoning joins the next).
@@ -84,6 +96,9 @@ struct response_state {
     // For an answer that was not streamed: its items (reasoning, message, calls) from the outcome,
     // once; a streamed answer has them already.
     void settle(const stream_outcome& out);
+    // A new output item's id: its kind's prefix, this response's id and its output index, so that
+    // an item_reference finds it (response_id_of_item).
+    std::string next_item_id(item_kind kind) const;
 };
 
 // "completed", "incomplete" (finish length), "failed" (an error), "cancelled" (the client left).

@@ -81,6 +81,10 @@ void append_part(chat_message& message, content_part part) {
 // The items of an `input` (and of stored responses) as messages, in order.
 class items_reader {
   public:
+    items_reader() = default;
+    items_reader(const item_resolver* resolve, std::vector<std::string>* unresolved)
+        : resolve_(resolve), unresolved_(unresolved) {}
+
     std::optional<api_error> read(const json::array& items, const std::string& where) {
         std::size_t index = 0;
         for (const auto& value : items) {
@@ -167,7 +171,15 @@ class items_reader {
                 pending_reasoning_.push_back(std::move(thinking));
             return std::nullopt;
         }
-        // item_reference, custom_tool_call, local_shell_call, web_search_call, ...: nothing a model
+        if (kind == "item_reference") {
+            const auto id = string_or_empty(item, "id");
+            const json::object* found = resolve_ && *resolve_ && !id.empty() ? (*resolve_)(id) : nullptr;
+            if (found && string_or_empty(*found, "type") != "item_reference") return read_item(*found, where);
+            if (unresolved_ && !id.empty()) unresolved_->emplace_back(id);
+            spdlog::debug("responses: {}: item {} not found", where, id);
+            return std::nullopt;
+        }
+        // custom_tool_call, local_shell_call, web_search_call, ...: nothing a model
         // behind sluice made or can read.
         spdlog::debug("responses: {} of type {} dropped", where, kind);
         return std::nullopt;
@@ -235,6 +247,8 @@ class items_reader {
         pending_reasoning_.clear();
     }
 
+    const item_resolver* resolve_ = nullptr;
+    std::vector<std::string>* unresolved_ = nullptr;
     std::vector<chat_message> messages_;
     std::vector<content_part> pending_reasoning_;
 };
@@ -451,7 +465,8 @@ std::optional<api_error> parse_options(const json::object& body, responses_reque
 
 }  // namespace
 
-std::variant<responses_request, api_error> parse_responses_request(std::string_view body) {
+std::variant<responses_request, api_error> parse_responses_request(std::string_view body,
+                                                                   const item_resolver* resolve) {
     boost::system::error_code ec;
     auto root = json::parse(body, ec);
     if (ec) return bad_request("the body is not valid JSON: " + ec.message());
@@ -481,7 +496,7 @@ std::variant<responses_request, api_error> parse_responses_request(std::string_v
     if (input->is_string()) {
         request.messages.push_back({.role = "user", .content = std::string(input->get_string())});
     } else {
-        items_reader reader;
+        items_reader reader{resolve, &request.references};
         if (auto error = reader.read(input->get_array(), "input")) return *error;
         for (auto& message : reader.take()) request.messages.push_back(std::move(message));
     }

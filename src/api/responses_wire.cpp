@@ -95,10 +95,24 @@ std::size_t last_reasoning_index(const response_state& state) {
 void response_state::settle(const stream_outcome& out) {
     if (!items.empty()) return;
     if (!out.reasoning.empty() || !out.reasoning_signature.empty())
-        items.push_back({.kind = item_kind::reasoning, .id = new_id("rs_")});
-    if (!out.text.empty()) items.push_back({.kind = item_kind::message, .id = new_id("msg_")});
+        items.push_back({.kind = item_kind::reasoning, .id = next_item_id(item_kind::reasoning)});
+    if (!out.text.empty())
+        items.push_back({.kind = item_kind::message, .id = next_item_id(item_kind::message)});
     for (std::size_t i = 0; i < out.tool_calls.size(); ++i)
-        items.push_back({.kind = item_kind::function_call, .id = new_id("fc_"), .call = i});
+        items.push_back(
+            {.kind = item_kind::function_call, .id = next_item_id(item_kind::function_call), .call = i});
+}
+
+std::string response_state::next_item_id(item_kind kind) const {
+    const std::string_view suffix = std::string_view(id).substr(std::min(id.find('_') + 1, id.size()));
+    return std::string(item_prefix(kind)) + std::string(suffix) + "_" + std::to_string(items.size());
+}
+
+std::string response_id_of_item(std::string_view item_id) {
+    const auto first = item_id.find('_');
+    const auto last = item_id.rfind('_');
+    if (first == std::string_view::npos || last <= first + 1) return {};
+    return "resp_" + std::string(item_id.substr(first + 1, last - first - 1));
 }
 
 std::string_view response_status(const stream_outcome& out) {
@@ -260,7 +274,7 @@ class responses_wire final : public wire_format {
 
     // output_item.added, and for a message or reasoning its (empty) first part.
     void open_item(sse_batch& events, item_kind kind, std::size_t begin_at, const stream_outcome& so_far) {
-        response_state::item item{.kind = kind, .id = new_id(item_prefix(kind))};
+        response_state::item item{.kind = kind, .id = state_->next_item_id(kind)};
         if (kind == item_kind::function_call) {
             item.call = begin_at;
         } else {

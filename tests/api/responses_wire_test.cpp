@@ -402,6 +402,38 @@ TEST(ResponsesWire, TheWholeAnswerHasItsItemsInOrderAndStableIds) {
     EXPECT_EQ(again.at("output").at(1).at("id"), whole.at("output").at(1).at("id"));
 }
 
+TEST(ResponsesWire, ItemIdsNameTheirResponseSoThatReferencesResolve) {
+    streamed s;
+    s.feed({stream_chunk::delta("Checking."), stream_chunk::tool_call_start(0, "call_a", "a")});
+    const auto events = s.finish("tool_calls");
+    const auto& output = events.back().at("response").at("output").as_array();
+    const std::string message_id(output[0].at("id").as_string());
+    EXPECT_EQ(message_id, "msg_test_0");
+    EXPECT_EQ(std::string(output[1].at("id").as_string()), "fc_test_1");
+    EXPECT_EQ(response_id_of_item(message_id), "resp_test");
+    EXPECT_EQ(response_id_of_item("msg_a_b_7"), "resp_a_b");
+    EXPECT_EQ(response_id_of_item("nothing"), "");
+
+    // What the AI SDK sends for an earlier step's text when responses are stored.
+    const std::string body =
+        R"({"input":[{"role":"user","content":"hi"},{"type":"item_reference","id":"msg_test_0"},
+        {"type":"function_call","call_id":"call_a","name":"a","arguments":"{}"},
+        {"type":"function_call_output","call_id":"call_a","output":"done"}]})";
+    EXPECT_EQ(parse_ok(body).references, std::vector<std::string>{"msg_test_0"});
+    const item_resolver resolve = [&](std::string_view id) -> const json::object* {
+        return id == message_id ? &output[0].as_object() : nullptr;
+    };
+    auto parsed = parse_responses_request(body, &resolve);
+    ASSERT_TRUE(std::holds_alternative<responses_request>(parsed));
+    const auto& request = std::get<responses_request>(parsed);
+    EXPECT_TRUE(request.references.empty());
+    ASSERT_EQ(request.messages.size(), 3u);
+    EXPECT_EQ(request.messages[1].role, "assistant");
+    EXPECT_EQ(request.messages[1].content, "Checking.");
+    ASSERT_EQ(request.messages[1].parts.size(), 2u);
+    EXPECT_EQ(request.messages[1].parts[1].id, "call_a");
+}
+
 TEST(ResponsesWire, ErrorCodesForFailedResponses) {
     EXPECT_EQ(response_error_code({.code = 429}), "rate_limit_exceeded");
     EXPECT_EQ(response_error_code({.code = 400, .message = "maximum context length exceeded"}),

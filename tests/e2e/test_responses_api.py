@@ -220,16 +220,19 @@ def test_the_ai_sdk_default_model_streams_text_and_runs_a_tool(sluice, upstream)
     assert out["usage"]["inputTokens"] == 5 and out["usage"]["outputTokens"] == 2
 
     upstream.reset()
-    upstream.script(queue=[{"chunks": [], "tool_calls": [WEATHER]}, {"chunks": ["Paris: ", "21 C."]}])
+    upstream.script(queue=[{"chunks": ["Let me check."], "tool_calls": [WEATHER]}, {"chunks": ["Paris: ", "21 C."]}])
     out = clients(sluice, ["ai_sdk_tool"])["ai_sdk_tool"]
     assert "error" not in out, out
     assert out["calls"] == ["Paris"]
-    assert out["text"] == "Paris: 21 C."
+    assert out["text"] == "Let me check.Paris: 21 C."
     assert out["steps"][0]["finishReason"] == "tool-calls"
     assert out["steps"][0]["toolCalls"] == [{"name": "get_weather", "input": {"city": "Paris"}}]
     second = upstream_bodies(upstream)[1]["messages"]
     assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == "call_w1"
     assert "21" in second[-1]["content"]
+    # The first step's text came back as an item_reference to the stored response; sluice put it back.
+    assert second[-2]["role"] == "assistant" and second[-2]["content"] == "Let me check."
+    assert second[-2]["tool_calls"][0]["id"] == "call_w1"
 
 
 def test_an_anthropic_upstream_behind_the_responses_api(sluice, upstream):
