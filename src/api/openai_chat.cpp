@@ -19,6 +19,8 @@ namespace {
 
 constexpr std::string_view k_session_header = "X-Sluice-Session";
 
+}  // namespace
+
 // `model` is a configured name or one of the routing names; anything else is OpenAI's 404.
 std::optional<api_error> route_model(const app_context& app, const std::string& model, chat_turn& turn) {
     if (model == "auto" || model == "local_small" || model == "cloud_large") {
@@ -33,6 +35,8 @@ std::optional<api_error> route_model(const app_context& app, const std::string& 
     }
     return api_error{.code = 404, .message = "The model `" + model + "` does not exist"};
 }
+
+namespace {
 
 // Not a coroutine: the request is checked here, then run_chat_turn's coroutines run on their own, so
 // no frame of this layer waits for the stream.

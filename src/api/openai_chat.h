@@ -81,6 +81,11 @@ std::unique_ptr<wire_format> make_openai_chat_wire_format(bool include_usage);
 // GET /v1/models: {"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}.
 std::string openai_models_json(const config& cfg);
 
+// The model a request names (`model` of the OpenAI-shaped APIs: a configured name, auto,
+// local_small or cloud_large) as the turn's routing choice; otherwise OpenAI's 404 error.
+struct chat_turn;
+std::optional<api_error> route_model(const app_context& app, const std::string& model, chat_turn& turn);
+
 // POST /v1/chat/completions, GET /v1/models.
 void add_openai_routes(router& routes, app_context& app);
 

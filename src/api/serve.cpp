@@ -12,6 +12,7 @@
 #include "api/metrics_api.h"
 #include "api/openai_chat.h"
 #include "api/ops_api.h"
+#include "api/responses.h"
 #include "api/seed_api.h"
 #include "api/sessions_api.h"
 #include "api/ui.h"
@@ -110,6 +111,7 @@ int run_serve(const config& cfg) {
         add_ops_routes(routes, app);
         add_chat_routes(routes, app);
         add_openai_routes(routes, app);
+        add_responses_routes(routes, app);
         add_ui_routes(routes);
         add_session_routes(routes, app);
         add_usage_routes(routes, app);

@@ -165,6 +165,7 @@ const std::vector<field<store_config>>& store_fields() {
     static const std::vector<field<store_config>> fields = {
         make_field("url", &store_config::url),
         make_field("password_env", &store_config::password_env),
+        make_field("response_retention_days", &store_config::response_retention_days, 1, 3650),
     };
     return fields;
 }

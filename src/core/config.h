@@ -36,6 +36,7 @@ struct server_config {
 struct store_config {
     std::string url = "sqlite://sluice-data/sluice.db";  // or redis://host:port/db
     std::string password_env;                            // redis: env var holding the password
+    int response_retention_days = 30;  // stored Responses API responses (store: true) live this long
 };
 
 struct model_config {

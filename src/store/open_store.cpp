@@ -82,3 +82,19 @@ std::unique_ptr<store> open_store(const store_config& cfg) {
 }
 
 }  // namespace sluice
+
+namespace sluice {
+
+void store::save_response(const stored_response&) {
+    throw store_unavailable("this store keeps no responses");
+}
+
+std::optional<stored_response> store::load_response(const std::string&, std::int64_t) {
+    throw store_unavailable("this store keeps no responses");
+}
+
+bool store::delete_response(const std::string&) {
+    throw store_unavailable("this store keeps no responses");
+}
+
+}  // namespace sluice

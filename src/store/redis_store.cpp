@@ -135,6 +135,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 )lua";
 
+// KEYS: response:<id>. ARGV: expires_ms, then field/value pairs. A response replaced whole.
+constexpr std::string_view k_save_response = R"lua(
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+)lua";
+
 std::int64_t wall_clock_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -328,6 +336,39 @@ bool redis_store::delete_session(const std::string& session_id) {
     const auto reply =
         connection()->command({"DEL", prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id});
     return reply_int(reply.get()) > 0;
+}
+
+void redis_store::save_response(const stored_response& r) {
+    connection()->eval(k_save_response, {prefix_ + "response:" + r.id},
+                       {std::to_string(r.expires_ms), "id", r.id, "key_id", r.key_id, "previous_response_id",
+                        r.previous_response_id, "model", r.model, "status", r.status, "created_ms",
+                        std::to_string(r.created_ms), "expires_ms", std::to_string(r.expires_ms),
+                        "input_items", r.input_items, "response", r.response});
+}
+
+std::optional<stored_response> redis_store::load_response(const std::string& id, std::int64_t now_ms) {
+    const auto reply = connection()->command({"HGETALL", prefix_ + "response:" + id});
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return std::nullopt;
+    const auto m = as_map(reply.get());
+    auto get = [&](const char* name) {
+        const auto it = m.find(name);
+        return it == m.end() ? std::string() : it->second;
+    };
+    stored_response r{.id = get("id"),
+                      .key_id = get("key_id"),
+                      .previous_response_id = get("previous_response_id"),
+                      .model = get("model"),
+                      .status = get("status"),
+                      .created_ms = field_int(m, "created_ms"),
+                      .expires_ms = field_int(m, "expires_ms"),
+                      .input_items = get("input_items"),
+                      .response = get("response")};
+    if (r.expires_ms <= now_ms) return std::nullopt;  // Redis expires it a moment later
+    return r;
+}
+
+bool redis_store::delete_response(const std::string& id) {
+    return reply_int(connection()->command({"DEL", prefix_ + "response:" + id}).get()) > 0;
 }
 
 rate_decision redis_store::admit_request(const std::string& key_id, const limits_config& limits,

@@ -18,7 +18,7 @@
 // tokens) expiring after two windows; streams:<key> sorted set of slots scored by expiry;
 // usage:<key>:<model> hash, usage_models:<key> set, usage_keys set; session_lock:<id> the holder's
 // token (SET NX PX: it expires unless refreshed; refreshed and deleted only by a script that compares
-// the token first).
+// the token first); response:<id> hash expiring at the response's expires_ms.
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -71,6 +71,9 @@ class redis_store final : public store {
     bool refresh_session_lock(const std::string& session_id, const std::string& token,
                               std::int64_t ttl_ms) override;
     void unlock_session(const std::string& session_id, const std::string& token) override;
+    void save_response(const stored_response& response) override;
+    std::optional<stored_response> load_response(const std::string& id, std::int64_t now_ms) override;
+    bool delete_response(const std::string& id) override;
 
     void record_usage(const usage_delta& delta) override;
     std::vector<usage_row> usage(const std::optional<std::string>& key_id) override;

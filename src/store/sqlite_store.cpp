@@ -65,6 +65,21 @@ constexpr std::array k_migrations = {
     R"sql(
     ALTER TABLE messages ADD COLUMN parts TEXT NOT NULL DEFAULT '';
     )sql",
+    // v3: stored responses of the OpenAI Responses API (JSON as served), until expires_ms
+    R"sql(
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        previous_response_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        input_items TEXT NOT NULL,
+        response TEXT NOT NULL
+    );
+    CREATE INDEX responses_expiry ON responses (expires_ms);
+    )sql",
 };
 
 api_key_record read_key(const statement& s) {
@@ -282,6 +297,51 @@ bool sqlite_store::delete_session(const std::string& session_id) {
     const bool existed = sqlite3_changes(db_) > 0;
     tx.commit();
     return existed;
+}
+
+void sqlite_store::save_response(const stored_response& r) {
+    std::lock_guard lock(mutex_);
+    transaction tx(db_);
+    // Expired responses go as new ones come: the index makes this a short range delete.
+    (*statements_)("DELETE FROM responses WHERE expires_ms <= ?").bind(1, r.created_ms).step();
+    (*statements_)(
+        "INSERT OR REPLACE INTO responses (id, key_id, previous_response_id, model, status, created_ms, "
+        "expires_ms, input_items, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(1, r.id)
+        .bind(2, r.key_id)
+        .bind(3, r.previous_response_id)
+        .bind(4, r.model)
+        .bind(5, r.status)
+        .bind(6, r.created_ms)
+        .bind(7, r.expires_ms)
+        .bind(8, r.input_items)
+        .bind(9, r.response)
+        .step();
+    tx.commit();
+}
+
+std::optional<stored_response> sqlite_store::load_response(const std::string& id, std::int64_t now_ms) {
+    std::lock_guard lock(mutex_);
+    auto s = (*statements_)(
+        "SELECT id, key_id, previous_response_id, model, status, created_ms, expires_ms, input_items, "
+        "response FROM responses WHERE id = ? AND expires_ms > ?");
+    s.bind(1, id).bind(2, now_ms);
+    if (!s.step()) return std::nullopt;
+    return stored_response{.id = s.text(0),
+                           .key_id = s.text(1),
+                           .previous_response_id = s.text(2),
+                           .model = s.text(3),
+                           .status = s.text(4),
+                           .created_ms = s.int64(5),
+                           .expires_ms = s.int64(6),
+                           .input_items = s.text(7),
+                           .response = s.text(8)};
+}
+
+bool sqlite_store::delete_response(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    (*statements_)("DELETE FROM responses WHERE id = ?").bind(1, id).step();
+    return sqlite3_changes(db_) > 0;
 }
 
 rate_decision sqlite_store::admit_request(const std::string& key_id, const limits_config& limits,

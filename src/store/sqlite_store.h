@@ -46,6 +46,10 @@ class sqlite_store final : public store {
     bool acquire_stream(const std::string& key_id, int max_streams) override;
     void release_stream(const std::string& key_id) override;
 
+    void save_response(const stored_response& response) override;
+    std::optional<stored_response> load_response(const std::string& id, std::int64_t now_ms) override;
+    bool delete_response(const std::string& id) override;
+
     void record_usage(const usage_delta& delta) override;
     std::vector<usage_row> usage(const std::optional<std::string>& key_id) override;
 

@@ -67,6 +67,20 @@ struct usage_row {
     std::int64_t errors = 0;
 };
 
+// A response of the OpenAI Responses API kept for GET /v1/responses/{id} and previous_response_id:
+// owned by the key that made it, gone after expires_ms.
+struct stored_response {
+    std::string id;  // resp_...
+    std::string key_id;
+    std::string previous_response_id;  // empty: none
+    std::string model;                 // the configured name that answered
+    std::string status;                // completed | incomplete | failed | cancelled
+    std::int64_t created_ms = 0;
+    std::int64_t expires_ms = 0;
+    std::string input_items;  // this request's input, a JSON array of Responses items
+    std::string response;     // the response object (output items, usage...) as JSON
+};
+
 struct rate_decision {
     bool allowed = true;
     int retry_after_s = 0;
@@ -124,6 +138,12 @@ class store {
     virtual void unlock_session(const std::string& session_id, const std::string& token) {
         (void)session_id, (void)token;
     }
+    // stored responses (the Responses API). Not pure: a store that keeps none (a test's) need not
+    // say so; these defaults refuse as a store that is down would.
+    virtual void save_response(const stored_response& response);
+    // Null when absent or expired (expires_ms <= now_ms).
+    virtual std::optional<stored_response> load_response(const std::string& id, std::int64_t now_ms);
+    virtual bool delete_response(const std::string& id);  // false when no such response
 
     // usage ledger
     virtual void record_usage(const usage_delta& delta) = 0;

@@ -37,6 +37,7 @@ struct turn_record {
     std::string session_id;  // empty: nothing is stored, only the usage counted
     std::vector<chat_message> new_messages;
     std::string model;
+    std::function<net::awaitable<void>(const stream_outcome&)> on_outcome;  // chat_turn::on_outcome
 };
 
 // Stores the new turn and the answer (whatever ended it), and counts the usage. Returns the error
@@ -89,6 +90,10 @@ net::awaitable<std::optional<api_error>> persist_turn(app_context& app, turn_rec
                       .cancelled = out.finish_reason == "cancelled" ? 1 : 0,
                       .errors = out.error || unsaved ? 1 : 0};
     app.usage->add(usage);
+    if (turn.on_outcome && !unsaved) {
+        auto recorded = turn.on_outcome(out);
+        co_await std::move(recorded);
+    }
     co_return unsaved;
 }
 
@@ -217,7 +222,8 @@ net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, e
     turn_record record{.key_id = key_id,
                        .session_id = session_id,
                        .new_messages = std::move(new_messages),
-                       .model = flight->candidates.front().identity.model};
+                       .model = flight->candidates.front().identity.model,
+                       .on_outcome = std::move(turn.on_outcome)};
     flight->persist = flight->slot.wrap([&app, record = std::move(record)](const stream_outcome& out) {
         return persist_turn(app, record, out);
     });

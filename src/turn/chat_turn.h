@@ -3,6 +3,7 @@
 // routing, the streaming core, storage of the turn and usage. An endpoint parses its request into a
 // chat_turn and hands over its wire format; nothing here knows any API's bytes.
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,10 @@ struct chat_turn {
     std::optional<std::string> model_type;  // "auto" | "local_small" | "cloud_large"; nullopt: the default
     std::optional<int> max_tokens;          // nullopt: k_default_max_tokens; capped at the model's limit
     bool streaming = true;
+    // Run once with the final outcome, after the turn is stored and before the last event goes out
+    // (or after the stream when it was cut): an API that keeps its own record of the answer (the
+    // Responses API's stored responses) does it here. Null: nothing more.
+    std::function<boost::asio::awaitable<void>(const stream_outcome&)> on_outcome;
 };
 
 boost::asio::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn,

@@ -28,6 +28,7 @@ TEST(config, empty_file_gives_defaults_and_the_local_demo_model) {
     EXPECT_EQ(cfg.server.max_body_bytes, 1048576u);
     EXPECT_EQ(cfg.server.request_timeout_s, 300);
     EXPECT_EQ(cfg.store.url, "sqlite://sluice-data/sluice.db");
+    EXPECT_EQ(cfg.store.response_retention_days, 30);
     ASSERT_EQ(cfg.models.size(), 1u);
     EXPECT_EQ(cfg.models[0].name, "local");
     EXPECT_EQ(cfg.models[0].role, sluice::model_role::local_small);
@@ -35,6 +36,14 @@ TEST(config, empty_file_gives_defaults_and_the_local_demo_model) {
     EXPECT_TRUE(cfg.models[0].path.empty());
     EXPECT_EQ(cfg.routing.default_model_type, "auto");
     EXPECT_EQ(cfg.limits.requests_per_minute, 0);
+}
+
+TEST(config, response_retention_days_is_read_and_bounded) {
+    EXPECT_EQ(parse_config("[store]\nresponse_retention_days = 7\n").store.response_retention_days, 7);
+    EXPECT_EQ(parse_config("", {{"SLUICE_STORE_RESPONSE_RETENTION_DAYS", "2"}}).store.response_retention_days,
+              2);
+    const auto msg = error_of("[store]\nresponse_retention_days = 0\n");
+    EXPECT_NE(msg.find("store.response_retention_days"), std::string::npos) << msg;
 }
 
 TEST(config, spec_example_parses) {

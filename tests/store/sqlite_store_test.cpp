@@ -37,14 +37,14 @@ TEST(sqlite_store, creates_the_directory_and_migrates_once) {
     const auto path = dir.path() / "nested" / "deeper" / "sluice.db";
     {
         sqlite_store s(path);
-        EXPECT_EQ(s.schema_version(), 2);
+        EXPECT_EQ(s.schema_version(), 3);
         s.create_key({.id = "key_a", .name = "a", .hash = "h", .created_ms = 1});
     }
     EXPECT_TRUE(std::filesystem::exists(path));
     // The last connection closing checkpoints and removes the WAL: the store closed cleanly.
     EXPECT_FALSE(std::filesystem::exists(path.string() + "-wal"));
     sqlite_store again(path);  // migrations are not re-run on an up-to-date file
-    EXPECT_EQ(again.schema_version(), 2);
+    EXPECT_EQ(again.schema_version(), 3);
     EXPECT_TRUE(again.find_key_by_hash("h"));
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -180,6 +181,38 @@ TYPED_TEST(store_suite, delete_forgets_the_session) {
     s.append_messages("s1", "key_b", {this->message("user", "new")});
     EXPECT_EQ(s.session_owner("s1"), "key_b");
     EXPECT_EQ(s.load_messages("s1").size(), 1u);
+}
+
+TYPED_TEST(store_suite, responses_save_load_delete_and_expire) {
+    auto& s = *this->store_;
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const stored_response saved{.id = "resp_1",
+                                .key_id = "key_a",
+                                .previous_response_id = "resp_0",
+                                .model = "cloud",
+                                .status = "completed",
+                                .created_ms = now,
+                                .expires_ms = now + 60'000,
+                                .input_items = R"([{"type":"message"}])",
+                                .response = R"({"id":"resp_1"})"};
+    s.save_response(saved);
+    const auto loaded = s.load_response("resp_1", now);
+    ASSERT_TRUE(loaded);
+    EXPECT_EQ(loaded->key_id, "key_a");
+    EXPECT_EQ(loaded->previous_response_id, "resp_0");
+    EXPECT_EQ(loaded->model, "cloud");
+    EXPECT_EQ(loaded->status, "completed");
+    EXPECT_EQ(loaded->created_ms, now);
+    EXPECT_EQ(loaded->expires_ms, now + 60'000);
+    EXPECT_EQ(loaded->input_items, saved.input_items);
+    EXPECT_EQ(loaded->response, saved.response);
+    EXPECT_FALSE(s.load_response("resp_1", now + 60'000));  // past its retention
+    EXPECT_FALSE(s.load_response("resp_2", now));
+    EXPECT_TRUE(s.delete_response("resp_1"));
+    EXPECT_FALSE(s.load_response("resp_1", now));
+    EXPECT_FALSE(s.delete_response("resp_1"));
 }
 
 TYPED_TEST(store_suite, concurrent_appends_land_whole_and_in_order) {
