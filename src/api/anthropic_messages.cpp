@@ -91,11 +91,10 @@ net::awaitable<void> messages(app_context& app, exchange& ex) {
     return run_chat_turn(app, ex, std::move(turn), std::move(format));
 }
 
-// The model a request would go to first, as a turn would route it.
+// The model a request would go to first, as a turn would route it. Counting needs no feature of the
+// model, so one that cannot call tools still counts a request that offers them.
 provider_ptr first_candidate(app_context& app, const chat_turn& turn, std::optional<api_error>& error) {
     auto route = route_request_for(turn.request.messages, turn.preferred_model, turn.model_type);
-    route.needs_tools = turn.request.needs_tools() || needs_tools(turn.request.messages);
-    route.needs_images = needs_images(turn.request.messages);
     auto planned = app.routing->plan(route);
     if (!planned.ok() || planned.plan.candidates.empty()) {
         error = planned.ok() ? api_error{.code = 503, .message = "no model is available"} : planned.error;
