@@ -9,6 +9,7 @@
 #include "api/seed_request.h"
 #include "http/router.h"
 #include "turn/chat_turn.h"
+#include "turn/model_names.h"
 
 namespace sluice {
 
@@ -21,19 +22,13 @@ constexpr std::string_view k_session_header = "X-Sluice-Session";
 
 }  // namespace
 
-// `model` is a configured name or one of the routing names; anything else is OpenAI's 404.
+// `model` is a configured name, an alias or one of the routing names; anything else is OpenAI's 404.
 std::optional<api_error> route_model(const app_context& app, const std::string& model, chat_turn& turn) {
-    if (model == "auto" || model == "local_small" || model == "cloud_large") {
-        turn.model_type = model;
-        return std::nullopt;
-    }
-    for (const auto& configured : app.cfg.models) {
-        if (configured.name == model) {
-            turn.preferred_model = model;
-            return std::nullopt;
-        }
-    }
-    return api_error{.code = 404, .message = "The model `" + model + "` does not exist"};
+    auto choice = resolve_model_name(app.cfg, model);
+    if (!choice) return api_error{.code = 404, .message = "The model `" + model + "` does not exist"};
+    turn.preferred_model = std::move(choice->preferred_model);
+    turn.model_type = std::move(choice->model_type);
+    return std::nullopt;
 }
 
 namespace {

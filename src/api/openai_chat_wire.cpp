@@ -567,12 +567,25 @@ std::string openai_completion_json(const openai_stream_ids& ids, std::string_vie
                      {"system_fingerprint", nullptr}});
 }
 
+namespace {
+
+// One entry both SDKs read: OpenAI's id/object/created/owned_by and Anthropic's
+// type/display_name/created_at.
+json::object model_entry(std::string_view id) {
+    return json::object{{"id", id},
+                        {"object", "model"},
+                        {"created", 0},
+                        {"owned_by", "sluice"},
+                        {"type", "model"},
+                        {"display_name", id},
+                        {"created_at", "1970-01-01T00:00:00Z"}};
+}
+
+}  // namespace
+
 std::string openai_models_json(const config& cfg) {
     json::array data;
-    for (const auto& model : cfg.models) {
-        data.push_back(
-            json::object{{"id", model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "sluice"}});
-    }
+    for (const auto& model : cfg.models) data.push_back(model_entry(model.name));
     // The routing names are models too, for clients that pick from this list.
     std::vector<std::string_view> aliases{"auto"};
     for (const auto role : {model_role::local_small, model_role::cloud_large}) {
@@ -582,11 +595,15 @@ std::string openai_models_json(const config& cfg) {
             break;
         }
     }
-    for (const auto alias : aliases) {
-        data.push_back(
-            json::object{{"id", alias}, {"object", "model"}, {"created", 0}, {"owned_by", "sluice"}});
-    }
-    return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
+    for (const auto alias : aliases) data.push_back(model_entry(alias));
+    // Anthropic's page: one page holds every model.
+    json::value first_id = data.empty() ? json::value(nullptr) : data.front().as_object().at("id");
+    json::value last_id = data.empty() ? json::value(nullptr) : data.back().as_object().at("id");
+    return json::serialize(json::object{{"object", "list"},
+                                        {"data", std::move(data)},
+                                        {"has_more", false},
+                                        {"first_id", std::move(first_id)},
+                                        {"last_id", std::move(last_id)}});
 }
 
 std::string_view openai_finish_reason(std::string_view reason) {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "api/anthropic_messages.h"
 #include "api/metrics_api.h"
 #include "api/openai_chat.h"
 #include "api/ops_api.h"
@@ -112,6 +113,7 @@ int run_serve(const config& cfg) {
         add_chat_routes(routes, app);
         add_openai_routes(routes, app);
         add_responses_routes(routes, app);
+        add_anthropic_routes(routes, app);
         add_ui_routes(routes);
         add_session_routes(routes, app);
         add_usage_routes(routes, app);

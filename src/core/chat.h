@@ -2,6 +2,7 @@
 // The conversation model every layer shares: what a caller asked for, independent of the wire format
 // it arrived in (seed, OpenAI chat, Anthropic Messages, OpenAI Responses) and of the model that will
 // answer. Each API's wire module parses into it; each provider writes it out in its own wire.
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -116,6 +117,16 @@ struct chat_request {
     // metadata, ...), as the text of one JSON object: an OpenAI-compatible upstream gets them
     // unchanged, other wires leave them out. Empty: none.
     std::string openai_extra;
+    // The client's own Anthropic Messages body (POST /v1/messages), so that an Anthropic upstream gets
+    // its blocks, cache_control, thinking signatures, tools and options as sent, not a lossy round
+    // trip through the parts above. Used only while `messages` is still what it was parsed into:
+    // anthropic_message_count non-system messages (no session history added, nothing trimmed) and
+    // anthropic_system_count system ones (more are sluice's own: server.system_prompt).
+    // Empty: none; other wires ignore it.
+    std::string anthropic_body;
+    std::size_t anthropic_message_count = 0;
+    std::size_t anthropic_system_count = 0;
+    std::string anthropic_beta;  // the client's anthropic-beta header, forwarded to Anthropic upstreams
 
     bool needs_tools() const;
     bool needs_images() const;

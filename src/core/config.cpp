@@ -32,7 +32,7 @@ provider = "llama"
 path = ""
 )toml";
 
-enum class value_kind { string, integer, number, boolean };
+enum class value_kind { string, integer, number, boolean, string_list };
 
 std::string_view kind_name(value_kind kind) {
     switch (kind) {
@@ -44,6 +44,8 @@ std::string_view kind_name(value_kind kind) {
             return "a number";
         case value_kind::boolean:
             return "true or false";
+        case value_kind::string_list:
+            return "a list of non-empty strings";
     }
     return "?";
 }
@@ -101,12 +103,21 @@ field<Section> make_field(std::string_view key, T Section::*member, double min =
         std::move(allowed)};
 }
 
+bool is_string_list(const toml::node& node) {
+    const auto* list = node.as_array();
+    if (!list) return false;
+    return std::all_of(list->begin(), list->end(), [](const toml::node& item) {
+        return item.is_string() && !item.value<std::string>()->empty();
+    });
+}
+
 template <typename Section>
 void apply_field(Section& section, const field<Section>& f, const toml::node& node, const std::string& path) {
     const bool type_ok = (f.kind == value_kind::string && node.is_string()) ||
                          (f.kind == value_kind::boolean && node.is_boolean()) ||
                          (f.kind == value_kind::integer && node.is_integer()) ||
-                         (f.kind == value_kind::number && (node.is_integer() || node.is_floating_point()));
+                         (f.kind == value_kind::number && (node.is_integer() || node.is_floating_point())) ||
+                         (f.kind == value_kind::string_list && is_string_list(node));
     if (!type_ok) fail(path, render(node), std::string(kind_name(f.kind)));
     if (f.min != 0 || f.max != 0) {
         const double v = *node.value<double>();
@@ -224,6 +235,12 @@ const std::vector<field<model_config>>& model_fields() {
         field<model_config>{
             "supports_tools", value_kind::boolean,
             [](model_config& m, const toml::node& n) { m.supports_tools = *n.value<bool>(); }},
+        field<model_config>{"aliases", value_kind::string_list,
+                            [](model_config& m, const toml::node& n) {
+                                m.aliases.clear();
+                                for (const auto& item : *n.as_array())
+                                    m.aliases.push_back(*item.value<std::string>());
+                            }},
         field<model_config>{
             "supports_images", value_kind::boolean,
             [](model_config& m, const toml::node& n) { m.supports_images = *n.value<bool>(); }},
@@ -256,6 +273,18 @@ std::unique_ptr<toml::node> env_value(const field<Section>& f, const std::string
             if (ec == std::errc() && end == text.data() + text.size())
                 return std::make_unique<toml::value<std::int64_t>>(v);
             break;
+        }
+        case value_kind::string_list: {
+            // SLUICE_MODELS_<NAME>_ALIASES="claude-*,*haiku*"
+            auto list = std::make_unique<toml::array>();
+            std::string_view rest = text;
+            while (!rest.empty()) {
+                const auto comma = rest.find(',');
+                const auto item = rest.substr(0, comma);
+                if (!item.empty()) list->push_back(std::string(item));
+                rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            }
+            return list;
         }
         case value_kind::number: {
             try {
@@ -343,6 +372,11 @@ void validate(config& cfg) {
         if (m.provider != "llama" && m.base_url.rfind("http://", 0) != 0 &&
             m.base_url.rfind("https://", 0) != 0) {
             fail(where + ".base_url", "\"" + m.base_url + "\"", "an http:// or https:// URL");
+        }
+        for (const auto& alias : m.aliases) {
+            if (alias == "auto" || alias == "local_small" || alias == "cloud_large")
+                fail(where + ".aliases", "\"" + alias + "\"",
+                     "a pattern other than the routing names auto, local_small, cloud_large");
         }
         if (m.model.empty()) m.model = m.name;
         if (m.max_tokens_limit == 0) m.max_tokens_limit = m.provider == "llama" ? m.n_ctx : 128000;

@@ -43,6 +43,9 @@ struct model_config {
     std::string name;
     model_role role = model_role::local_small;
     std::string provider;  // "llama" | "openai" | "anthropic"
+    // Glob patterns (`*` any run, `?` one character; case-insensitive) of other names clients may ask
+    // for this model by, e.g. "claude-*" for Claude Code. The first model whose alias matches wins.
+    std::vector<std::string> aliases;
 
     // provider = "llama"
     std::string path;  // GGUF file; empty = the tiny demo model

@@ -48,15 +48,33 @@ std::optional<std::string_view> parse_bearer(std::string_view value) {
     return token;
 }
 
+std::optional<std::string_view> parse_api_key(std::string_view value) {
+    while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+    while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+    if (value.empty()) return std::nullopt;
+    for (char c : value) {
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return std::nullopt;
+    }
+    return value;
+}
+
 authenticator::authenticator(store& keys, net::thread_pool& store_pool, std::chrono::milliseconds cache_ttl)
     : store_(keys), pool_(store_pool), ttl_(cache_ttl) {}
 
-net::awaitable<auth_result> authenticator::check(std::string_view header_value) {
-    if (header_value.empty())
-        co_return auth_result{.error = unauthorized("missing API key: send Authorization: Bearer <key>")};
-    auto token = parse_bearer(header_value);
-    if (!token)
-        co_return auth_result{.error = unauthorized("malformed Authorization header: expected Bearer <key>")};
+net::awaitable<auth_result> authenticator::check(std::string_view header_value, std::string_view api_key) {
+    std::optional<std::string_view> token;
+    if (!header_value.empty()) {
+        token = parse_bearer(header_value);
+        if (!token)
+            co_return auth_result{.error =
+                                      unauthorized("malformed Authorization header: expected Bearer <key>")};
+    } else if (!api_key.empty()) {
+        token = parse_api_key(api_key);
+        if (!token) co_return auth_result{.error = unauthorized("malformed x-api-key header")};
+    } else {
+        co_return auth_result{
+            .error = unauthorized("missing API key: send Authorization: Bearer <key> or x-api-key: <key>")};
+    }
     std::string hash = sha256_hex(*token);
 
     const auto now = std::chrono::steady_clock::now();

@@ -20,6 +20,10 @@ namespace sluice {
 // that shape (other scheme, no token, spaces inside the token).
 std::optional<std::string_view> parse_bearer(std::string_view header_value);
 
+// The key of an `x-api-key` header value (Anthropic's clients): the trimmed value, nullopt when
+// empty or holding spaces or control characters.
+std::optional<std::string_view> parse_api_key(std::string_view header_value);
+
 struct auth_result {
     std::optional<authenticated_key> key;
     api_error error;  // when !key: 401 (missing, malformed, unknown, revoked) or 503 (store down)
@@ -30,8 +34,9 @@ class authenticator {
     authenticator(store& keys, boost::asio::thread_pool& store_pool,
                   std::chrono::milliseconds cache_ttl = std::chrono::milliseconds{1000});
 
-    // `header_value` is the Authorization header (empty when absent). Never logs the key.
-    boost::asio::awaitable<auth_result> check(std::string_view header_value);
+    // `header_value` is the Authorization header (empty when absent); without one, `api_key` (the
+    // x-api-key header Anthropic's clients send; empty when absent) is the key. Never logs the key.
+    boost::asio::awaitable<auth_result> check(std::string_view header_value, std::string_view api_key = {});
 
   private:
     struct cached {

@@ -97,7 +97,10 @@ net::awaitable<bool> router::open_route(exchange& ex, const route*& found) const
         if (!auth_) throw std::logic_error("router: a route needs auth but no authenticator is set");
         auto it = req.find(http::field::authorization);
         const std::string_view header = it == req.end() ? std::string_view{} : std::string_view{it->value()};
-        auto result = co_await auth_->check(header);
+        auto key_it = req.find("x-api-key");
+        const std::string_view api_key =
+            key_it == req.end() ? std::string_view{} : std::string_view{key_it->value()};
+        auto result = co_await auth_->check(header, api_key);
         if (!result.key) {
             auto res = r.options.format_error(req, result.error);
             if (result.error.code == 401) res.set(http::field::www_authenticate, "Bearer");

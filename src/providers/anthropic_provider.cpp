@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -348,6 +349,51 @@ bool take_anthropic_event(const sse_event& event, cloud_stream_state& state, chu
     return true;  // ping, content_block_stop and future event types carry nothing for us
 }
 
+// The client's own Messages body (a request that arrived on POST /v1/messages), as long as the
+// conversation is still the one parsed from it: then blocks, cache_control, thinking signatures,
+// server tools, thinking, top_k and metadata go upstream exactly as the client sent them. System
+// messages sluice adds (server.system_prompt) go first, as a text block before the client's own.
+std::optional<json::object> native_body(const chat_request& request) {
+    if (request.anthropic_body.empty()) return std::nullopt;
+    std::size_t conversation = 0;
+    std::size_t system_count = 0;
+    for (const auto& message : request.messages) {
+        if (message.role == "system")
+            ++system_count;
+        else
+            ++conversation;
+    }
+    if (conversation != request.anthropic_message_count) return std::nullopt;
+    boost::system::error_code ec;
+    auto parsed = json::parse(request.anthropic_body, ec);
+    if (ec || !parsed.is_object()) return std::nullopt;
+    json::object body = std::move(parsed.get_object());
+    const auto* client_system = body.if_contains("system");
+    const bool client_has_system = client_system && !client_system->is_null() &&
+                                   !(client_system->is_string() && client_system->get_string().empty());
+    const std::size_t added =
+        system_count > request.anthropic_system_count ? system_count - request.anthropic_system_count : 0;
+    std::string extra;
+    std::size_t taken = 0;
+    for (const auto& message : request.messages) {
+        if (taken == added) break;
+        if (message.role != "system") continue;
+        if (!extra.empty()) extra += "\n\n";
+        extra += message.content;
+        ++taken;
+    }
+    if (!extra.empty()) {
+        if (!client_has_system) {
+            body["system"] = extra;
+        } else if (client_system->is_string()) {
+            body["system"] = extra + "\n\n" + std::string(client_system->get_string());
+        } else if (auto* blocks = body["system"].if_array()) {
+            blocks->insert(blocks->begin(), json::object{{"type", "text"}, {"text", extra}});
+        }
+    }
+    return body;
+}
+
 class anthropic_provider final : public cloud_provider {
   public:
     explicit anthropic_provider(model_config cfg)
@@ -359,21 +405,25 @@ class anthropic_provider final : public cloud_provider {
     }
 
     upstream_request build_request(const chat_request& request) const override {
-        json::object body = messages_body(request);
-        add_tools(request, body);
-        // OpenAI members sluice does not read (logprobs, metadata, ...) have no place in this wire.
-        if (!request.openai_extra.empty())
-            spdlog::debug("model {}: left out for the Anthropic wire: {}", cfg_.name, request.openai_extra);
+        auto native = native_body(request);
+        json::object body = native ? std::move(*native) : messages_body(request);
+        if (!native) {
+            add_tools(request, body);
+            // OpenAI members sluice does not read (logprobs, metadata, ...) have no place in this wire.
+            if (!request.openai_extra.empty())
+                spdlog::debug("model {}: left out for the Anthropic wire: {}", cfg_.name, request.openai_extra);
+            // Anthropic's range is 0..1
+            body["temperature"] = std::clamp(request.params.temperature, 0.0, 1.0);
+            if (request.params.top_p != 1.0) body["top_p"] = request.params.top_p;
+            if (!request.params.stop.empty()) {
+                json::array stop;
+                for (const auto& text : request.params.stop) stop.push_back(json::string(text));
+                body["stop_sequences"] = std::move(stop);
+            }
+        }
         body["model"] = upstream_model_name(cfg_);
         body["max_tokens"] = request.params.max_tokens;
         body["stream"] = true;
-        body["temperature"] = std::clamp(request.params.temperature, 0.0, 1.0);  // Anthropic's range is 0..1
-        if (request.params.top_p != 1.0) body["top_p"] = request.params.top_p;
-        if (!request.params.stop.empty()) {
-            json::array stop;
-            for (const auto& text : request.params.stop) stop.push_back(json::string(text));
-            body["stop_sequences"] = std::move(stop);
-        }
 
         upstream_request out;
         out.target = endpoint_.base->join("/messages");
@@ -381,6 +431,7 @@ class anthropic_provider final : public cloud_provider {
         out.headers.set(http::field::accept, "text/event-stream");
         out.headers.set("anthropic-version", k_anthropic_version);
         if (!endpoint_.api_key.empty()) out.headers.set("x-api-key", endpoint_.api_key);
+        if (!request.anthropic_beta.empty()) out.headers.set("anthropic-beta", request.anthropic_beta);
         out.body = json::serialize(body);
         return out;
     }

@@ -95,8 +95,18 @@ std::vector<relay_candidate> make_candidates(const route_plan& plan, std::string
         candidate.request.parallel_tool_calls = shape.parallel_tool_calls;
         candidate.request.format = shape.format;
         candidate.request.openai_extra = shape.openai_extra;
+        if (cfg.provider == "anthropic") {
+            candidate.request.anthropic_body = shape.anthropic_body;
+            candidate.request.anthropic_message_count = shape.anthropic_message_count;
+            candidate.request.anthropic_system_count = shape.anthropic_system_count;
+            candidate.request.anthropic_beta = shape.anthropic_beta;
+        }
         candidate.request.params.max_tokens = std::min(params.max_tokens, model_token_limit(cfg));
-        const int budget = model_context_tokens(cfg) - candidate.request.params.max_tokens;
+        // The answer's room is at most half the context: clients that ask for a model's whole output
+        // limit (Claude Code sends max_tokens 32000..128000) would otherwise leave none for the
+        // conversation they sent. An upstream refuses what truly does not fit.
+        const int context = model_context_tokens(cfg);
+        const int budget = context - std::min(candidate.request.params.max_tokens, context / 2);
         candidate.request.messages =
             trim_conversation(system_prompt, conversation, budget,
                               [&model](const std::string& text) { return model->count_tokens(text); });

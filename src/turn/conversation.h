@@ -48,9 +48,9 @@ bool needs_tools(const std::vector<chat_message>& conversation);
 bool needs_images(const std::vector<chat_message>& conversation);
 
 // One relay candidate per planned model: `shape` (tools, tool choice, format, sampling; its messages
-// are ignored) with the conversation trimmed to budget = context - max_tokens (max_tokens capped to
-// the model's limit), and an identity naming it. `base` carries the session id; its model fields
-// are filled here, the route from the plan.
+// are ignored) with the conversation trimmed to budget = context - min(max_tokens, context / 2)
+// (max_tokens capped to the model's limit), and an identity naming it. `base` carries the session id; its
+// model fields are filled here, the route from the plan.
 std::vector<relay_candidate> make_candidates(const route_plan& plan, std::string_view system_prompt,
                                              const std::vector<chat_message>& conversation,
                                              const chat_request& shape, const stream_identity& base);

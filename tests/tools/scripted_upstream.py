@@ -28,6 +28,8 @@ Script fields (defaults):
                              tool-call deltas are all counted; with text only, N content deltas)
   hang false                 send the response headers, then nothing until the client leaves
   usage {"prompt_tokens": 5, "completion_tokens": 2}
+                             Anthropic stream: "cache_read_input_tokens" / "cache_creation_input_tokens"
+                             given here go into message_start's usage too
   finish_reason null         null = "tool_calls" when tool_calls are scripted, else "stop"; or
                              "stop" | "length" | "tool_calls" | any string (Anthropic: mapped to
                              end_turn | max_tokens | tool_use, other values sent as given)
@@ -571,7 +573,7 @@ class AnthropicWire:
         events = [(FRAME, sse({"type": "message_start", "message": {
             "id": "msg_scripted", "type": "message", "role": "assistant", "content": [],
             "model": request_model(body), "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": 1}}}, "message_start"))]
+            "usage": anthropic_start_usage(usage)}}, "message_start"))]
         for index, (block, payloads) in enumerate(blocks):
             events.append((FRAME, sse({"type": "content_block_start", "index": index, "content_block": block},
                                       "content_block_start")))
@@ -586,6 +588,15 @@ class AnthropicWire:
                                    "usage": {"output_tokens": usage.get("completion_tokens", 0)}}, "message_delta")))
         events.append((FRAME, sse({"type": "message_stop"}, "message_stop")))
         return events
+
+
+def anthropic_start_usage(usage):
+    """message_start's usage; cache_read_input_tokens / cache_creation_input_tokens when scripted."""
+    out = {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": 1}
+    for key in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+        if key in usage:
+            out[key] = usage[key]
+    return out
 
 
 def estimate_input_tokens(body):

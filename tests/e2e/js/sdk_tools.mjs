@@ -6,7 +6,8 @@
 //    "messages": [...], "tools": [...] (the wire's own tool format), "params": {...},
 //    "tool_result": "..." (the tool loops' answer to every call), "openai_base_path": "/v1"}
 // Steps: openai_stream_helper, openai_chunks, openai_completion, openai_tool_loop,
-//        anthropic_stream_helper, anthropic_events, anthropic_create, anthropic_tool_loop, anthropic_count_tokens
+//        anthropic_stream_helper, anthropic_events, anthropic_create, anthropic_tool_loop, anthropic_count_tokens,
+//        anthropic_models
 // Prints one JSON line: {"<step>": result | {"error": {status, name, message}}}.
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
@@ -110,6 +111,12 @@ const steps = {
     return { first: first.final, second: second.final, sent: messages };
   },
   anthropic_count_tokens: () => anthropic.messages.countTokens({ model, messages: userMessages, tools: anthropicTools }),
+  // Every page of the model list, as the SDK's auto-pagination walks it.
+  async anthropic_models() {
+    const models = [];
+    for await (const entry of anthropic.models.list()) models.push(entry);
+    return { models };
+  },
 };
 
 const result = {};
