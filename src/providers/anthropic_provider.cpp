@@ -348,6 +348,14 @@ bool take_anthropic_event(const sse_event& event, cloud_stream_state& state, chu
     return true;  // ping, content_block_stop and future event types carry nothing for us
 }
 
+}  // namespace
+
+bool take_anthropic_stream_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+    return take_anthropic_event(event, state, out);
+}
+
+namespace {
+
 class anthropic_provider final : public cloud_provider {
   public:
     explicit anthropic_provider(model_config cfg)
