@@ -121,7 +121,7 @@ void apply_field(Section& section, const field<Section>& f, const toml::node& no
     if (!type_ok) fail(path, render(node), std::string(kind_name(f.kind)));
     if (f.min != 0 || f.max != 0) {
         const double v = *node.value<double>();
-        if (v < f.min || v > f.max) {
+        if (!(v >= f.min && v <= f.max)) {  // NaN (TOML's `nan`) is in no range
             std::ostringstream range;
             range << kind_name(f.kind) << " from " << f.min << " to " << f.max;
             fail(path, render(node), range.str());

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "http/exchange.h"
+#include "http/framing.h"
 
 namespace sluice {
 
@@ -36,7 +37,6 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
-constexpr std::size_t k_header_limit = 16 * 1024;
 constexpr auto k_error_write_timeout = std::chrono::seconds{5};
 constexpr auto k_linger = std::chrono::seconds{1};
 constexpr std::size_t k_max_linger_bytes = 4 * 1024 * 1024;
@@ -85,70 +85,6 @@ bool iequals(std::string_view a, std::string_view b) {
            });
 }
 
-std::string_view trim_ows(std::string_view text) {
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-    return text;
-}
-
-api_error bad_framing(std::string message) {
-    return {.code = 400, .message = std::move(message)};
-}
-
-// RFC 9112 §6: whether the head frames its body unambiguously, checked before any body is read
-// (Beast reads a request whose Transfer-Encoding does not end in chunked as having no body, and
-// the bytes after the head would then be served as the next request: request smuggling). Every
-// error returned here is answered and the connection closed.
-std::optional<api_error> framing_error(const http_request& head) {
-    const auto hosts = head.count(http::field::host);
-    if (head.version() >= 11 && hosts != 1) {
-        return bad_framing(hosts == 0 ? "malformed HTTP request: HTTP/1.1 needs a Host header"
-                                      : "malformed HTTP request: more than one Host header");
-    }
-    if (hosts > 1) return bad_framing("malformed HTTP request: more than one Host header");
-    if (head.count(http::field::transfer_encoding) == 0) return std::nullopt;
-    if (head.version() < 11) {
-        return bad_framing("malformed HTTP request: Transfer-Encoding is not allowed in HTTP/1.0");
-    }
-    if (head.count(http::field::content_length) != 0) {
-        return bad_framing("malformed HTTP request: both Transfer-Encoding and Content-Length");
-    }
-    // The codings of every Transfer-Encoding line, in order; only a lone `chunked` is understood.
-    std::vector<std::string_view> codings;
-    auto [first, last] = head.equal_range(http::field::transfer_encoding);
-    for (auto it = first; it != last; ++it) {
-        std::string_view list = it->value();
-        while (!list.empty()) {
-            const auto comma = list.find(',');
-            const auto coding = trim_ows(list.substr(0, comma));
-            if (!coding.empty()) codings.push_back(coding);
-            list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-        }
-    }
-    if (codings.empty() || !iequals(codings.back(), "chunked")) {
-        return bad_framing("malformed HTTP request: the last Transfer-Encoding must be chunked");
-    }
-    if (codings.size() > 1) {
-        return api_error{.code = 501, .message = "Transfer-Encoding other than chunked is not supported"};
-    }
-    return std::nullopt;
-}
-
-// An absolute-form target (`POST http://host/path HTTP/1.1`, RFC 9112 §3.2.2) is routed by its
-// path: the rest of the server only ever sees the origin form.
-void to_origin_form(http_request& head) {
-    const std::string_view target = head.target();
-    const auto scheme_end = target.find("://");
-    if (scheme_end == std::string_view::npos) return;
-    const auto scheme = target.substr(0, scheme_end);
-    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return;
-    const auto authority = target.substr(scheme_end + 3);
-    const auto path_start = authority.find_first_of("/?");
-    std::string origin_form =
-        path_start == std::string_view::npos ? "/" : std::string(authority.substr(path_start));
-    if (origin_form.front() == '?') origin_form.insert(0, "/");
-    head.target(origin_form);
-}
 }  // namespace
 
 tcp::endpoint parse_listen_address(const std::string& listen) {
@@ -449,8 +385,7 @@ net::awaitable<void> http_server::read_request(beast::tcp_stream& stream, beast:
                                                std::optional<exchange>& ex) {
     const auto header_timeout = std::chrono::seconds{cfg_.header_timeout_s};
     http::request_parser<http::string_body> parser;
-    parser.header_limit(k_header_limit);
-    parser.body_limit(cfg_.max_body_bytes);
+    limit_request_parser(parser, cfg_.max_body_bytes);
     stream.expires_after(header_timeout);
     auto [ec, n] =
         co_await http::async_read_header(stream, buffer, parser, net::as_tuple(net::use_awaitable));

@@ -394,6 +394,14 @@ std::optional<json::object> native_body(const chat_request& request) {
     return body;
 }
 
+}  // namespace
+
+bool take_anthropic_stream_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+    return take_anthropic_event(event, state, out);
+}
+
+namespace {
+
 class anthropic_provider final : public cloud_provider {
   public:
     explicit anthropic_provider(model_config cfg)

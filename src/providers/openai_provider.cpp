@@ -242,6 +242,10 @@ json::object openai_chat_body(const chat_request& request) {
     return body;
 }
 
+bool take_openai_stream_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+    return take_openai_event(event, state, out);
+}
+
 namespace {
 
 class openai_provider final : public cloud_provider {
