@@ -27,8 +27,9 @@ struct server_config {
     // Open client connections; 0 = derived from the open-file limit (RLIMIT_NOFILE / 2 - 64: a
     // stream may hold an upstream socket too, and the store, the model and the logs need some).
     std::size_t max_connections = 0;
-    // An answer longer than this (text, reasoning and tool arguments, in bytes; 0 = no limit) is cut:
-    // the upstream is cancelled and the answer ends with finish_reason "length".
+    // An answer longer than this (text, reasoning and tool arguments, in bytes) is cut: the upstream
+    // is cancelled and the answer ends with finish_reason "length"; so is a cloud answer past the
+    // request's max_tokens. 0 = neither cap (the upstream is trusted).
     std::size_t max_answer_bytes = 4 * 1024 * 1024;
     std::string system_prompt;  // always sent first, never trimmed away
 };

@@ -442,9 +442,9 @@ struct relay_state {
     // Counts a content chunk against the answer's caps (relay_options::max_answer_bytes), cutting
     // the text that would cross the byte cap (at a UTF-8 boundary); true when the answer is at a cap.
     bool take_within_caps(stream_chunk& chunk) {
+        if (max_answer_bytes == 0) return false;  // caps off: the upstream is trusted
         bool at_cap = false;
-        if (max_answer_bytes > 0 &&
-            answer_bytes + chunk.text.size() + chunk.name.size() >= max_answer_bytes) {
+        if (answer_bytes + chunk.text.size() + chunk.name.size() >= max_answer_bytes) {
             const std::size_t room = max_answer_bytes > answer_bytes + chunk.name.size()
                                          ? max_answer_bytes - answer_bytes - chunk.name.size()
                                          : 0;

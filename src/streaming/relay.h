@@ -28,7 +28,7 @@ struct relay_options {
     std::chrono::milliseconds heartbeat_interval{15000};
     std::chrono::milliseconds request_timeout{300000};
     // The answer's length, whatever the upstream does: at most this many bytes of text, reasoning
-    // and tool arguments (server.max_answer_bytes; 0 = no limit), and for a cloud model at most the
+    // and tool arguments (server.max_answer_bytes; 0 = neither cap), and for a cloud model at most the
     // request's max_tokens, estimated as it streams (a delta costs its bytes / 4, at least 1). At
     // either cap the upstream is cancelled and the answer finishes with finish_reason "length".
     std::size_t max_answer_bytes = 0;

@@ -24,7 +24,9 @@ def cloud(tmp_path_factory, upstream):
     """Only the scripted cloud model, with a pool of 2 upstream connections and a breaker that would
     open on the first counted failure."""
     s = Sluice(str(tmp_path_factory.mktemp("cloud")), upstream,
-               server={"write_timeout_s": 2, "request_timeout_s": 60},
+               # The write-timeout tests need an upstream that sends 8 MB whatever max_tokens says:
+               # the answer caps are off here (tests/e2e/test_answer_caps.py has them on).
+               server={"write_timeout_s": 2, "request_timeout_s": 60, "max_answer_bytes": 0},
                extra_toml="max_connections = 2\npool_wait_ms = 300\ncircuit_failures = 1\n")
     yield s
     s.stop()
