@@ -311,6 +311,8 @@ bool valid_listen(const std::string& listen) {
     if (colon == std::string::npos || colon == 0) return false;
     int port = -1;
     const auto port_text = std::string_view(listen).substr(colon + 1);
+    // At most 5 digits: "0000000000:" style ports with leading zeros are not a port (config fuzz finding).
+    if (port_text.empty() || port_text.size() > 5) return false;
     const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     return ec == std::errc() && end == port_text.data() + port_text.size() && port >= 0 && port <= 65535;
 }
