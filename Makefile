@@ -71,17 +71,23 @@ bench: deps
 # libFuzzer (clang) on the parser targets for FUZZ_SECONDS each, starting from the committed corpus.
 # In `make test` the same targets replay the corpus plus deterministic mutations under g++.
 FUZZ_SECONDS ?= 60
+FUZZ_DIR ?= build-fuzz
+FUZZ_TARGETS := sse_parser seed_request openai_chat_request openai_upstream_events \
+  anthropic_upstream_events http_head config
+
+# Every libFuzzer target of tests/CMakeLists.txt (SLUICE_FUZZ_TARGETS), built with clang, libFuzzer,
+# ASan and UBSan, then run FUZZ_SECONDS each on a copy of its committed corpus (tests/fuzz/README.md).
 fuzz: deps
 	@dpkg-query -W -f='$${Status}\n' clang libclang-rt-14-dev 2>/dev/null | grep -c 'ok installed' | grep -q 2 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null)
-	@mkdir -p $(BUILD_DIR)/fuzz
-	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_sse_parser.cpp \
-	  src/upstream/sse_parser.cpp -o $(BUILD_DIR)/fuzz/fuzz_sse_parser
-	clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -Isrc -DBOOST_JSON_NO_LIB \
-	  tests/fuzz/fuzz_seed_request.cpp src/api/seed_request.cpp -lboost_json -o $(BUILD_DIR)/fuzz/fuzz_seed_request
-	for t in sse_parser seed_request; do \
-	  rm -rf $(BUILD_DIR)/fuzz/corpus-$$t && cp -r tests/fuzz/corpus/$$t $(BUILD_DIR)/fuzz/corpus-$$t && \
-	  $(BUILD_DIR)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD_DIR)/fuzz/corpus-$$t || exit 1; done
+	@[ -f $(FUZZ_DIR)/build.ninja ] || CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON -DSLUICE_BUILD_BENCH=OFF -DSLUICE_MIMALLOC=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@mkdir -p $(FUZZ_DIR)/artifacts
+	for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(FUZZ_DIR)/corpus-$$t && cp -r tests/fuzz/corpus/$$t $(FUZZ_DIR)/corpus-$$t && \
+	  $(FUZZ_DIR)/tests/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- $(FUZZ_DIR)/corpus-$$t || exit 1; done
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

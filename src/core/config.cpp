@@ -141,7 +141,10 @@ void apply_field(Section& section, const field<Section>& f, const toml::node& no
 template <typename Section>
 void apply_table(Section& section, const std::vector<field<Section>>& fields, const toml::table& table,
                  const std::string& prefix) {
-    for (const auto& [key, node] : table) {
+    // Named references, not a structured binding: clang 14 (the fuzz build) cannot capture one.
+    for (const auto& member : table) {
+        const auto& key = member.first;
+        const auto& node = member.second;
         const auto it =
             std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.key == key.str(); });
         if (it == fields.end()) {
@@ -340,6 +343,8 @@ bool valid_listen(const std::string& listen) {
     if (colon == std::string::npos || colon == 0) return false;
     int port = -1;
     const auto port_text = std::string_view(listen).substr(colon + 1);
+    // At most 5 digits: "0000000000:" style ports with leading zeros are not a port (config fuzz finding).
+    if (port_text.empty() || port_text.size() > 5) return false;
     const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     return ec == std::errc() && end == port_text.data() + port_text.size() && port >= 0 && port <= 65535;
 }
@@ -385,7 +390,9 @@ void validate(config& cfg) {
 
 config from_table(const toml::table& root) {
     config cfg;
-    for (const auto& [key, node] : root) {
+    for (const auto& member : root) {
+        const auto& key = member.first;
+        const auto& node = member.second;  // captured below: no structured binding (clang 14)
         const std::string section(key.str());
         const auto need_table = [&]() -> const toml::table& {
             if (!node.is_table()) fail(section, render(node), "a [" + section + "] table");
