@@ -127,10 +127,11 @@ struct relay_fixture {
                         plain_wire wire;
                         relay_options options = options_;
                         options.format = &wire;
-                        outcome_hook hook = [this](const stream_outcome& out) -> net::awaitable<void> {
+                        outcome_hook hook =
+                            [this](const stream_outcome& out) -> net::awaitable<std::optional<api_error>> {
                             hook_calls_++;
                             final_seen_ = out;
-                            co_return;
+                            co_return std::nullopt;
                         };
                         co_await relay_stream(ex, std::move(candidates), options, outcome_, std::move(hook),
                                               nullptr);
