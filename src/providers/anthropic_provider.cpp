@@ -419,7 +419,8 @@ class anthropic_provider final : public cloud_provider {
             add_tools(request, body);
             // OpenAI members sluice does not read (logprobs, metadata, ...) have no place in this wire.
             if (!request.openai_extra.empty())
-                spdlog::debug("model {}: left out for the Anthropic wire: {}", cfg_.name, request.openai_extra);
+                spdlog::debug("model {}: left out for the Anthropic wire: {}", cfg_.name,
+                              request.openai_extra);
             // Anthropic's range is 0..1
             body["temperature"] = std::clamp(request.params.temperature, 0.0, 1.0);
             if (request.params.top_p != 1.0) body["top_p"] = request.params.top_p;
