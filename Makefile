@@ -72,7 +72,8 @@ bench: deps
 # In `make test` the same targets replay the corpus plus deterministic mutations under g++.
 FUZZ_SECONDS ?= 60
 FUZZ_DIR ?= build-fuzz
-FUZZ_TARGETS := sse_parser seed_request openai_chat_request openai_upstream_events \
+FUZZ_TARGETS := sse_parser seed_request openai_chat_request anthropic_messages_request responses_request \
+  openai_upstream_events \
   anthropic_upstream_events http_head config
 
 # Every libFuzzer target of tests/CMakeLists.txt (SLUICE_FUZZ_TARGETS), built with clang, libFuzzer,

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "api/anthropic_messages.h"
+#include "api/request_json.h"
 #include "core/ids.h"
 #include "core/json_text.h"
 
@@ -17,31 +18,6 @@ namespace sluice {
 namespace json = boost::json;
 
 namespace {
-
-api_error bad_request(std::string message) {
-    return api_error{.code = 400, .message = std::move(message)};
-}
-
-bool is_absent(const json::value* value) {
-    return value == nullptr || value->is_null();
-}
-
-std::optional<double> as_number(const json::value& value) {
-    if (value.is_double()) return value.get_double();
-    if (value.is_int64()) return static_cast<double>(value.get_int64());
-    if (value.is_uint64()) return static_cast<double>(value.get_uint64());
-    return std::nullopt;
-}
-
-std::optional<std::int64_t> as_integer(const json::value& value) {
-    if (value.is_int64()) return value.get_int64();
-    if (value.is_uint64() && value.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
-        return static_cast<std::int64_t>(value.get_uint64());
-    if (value.is_double() && std::trunc(value.get_double()) == value.get_double() &&
-        std::abs(value.get_double()) < 9.0e15)
-        return static_cast<std::int64_t>(value.get_double());
-    return std::nullopt;
-}
 
 std::string_view string_member(const json::object& object, std::string_view name) {
     const auto* field = object.if_contains(name);
@@ -408,6 +384,9 @@ std::variant<anthropic_messages_request, api_error> parse_anthropic_messages_req
         static_cast<std::size_t>(std::count_if(request.messages.begin(), request.messages.end(),
                                                [](const chat_message& m) { return m.role != "system"; }));
     request.system_messages = request.messages.size() - request.conversation_messages;
+    // Found by fuzz_anthropic_messages_request: only system turns left nothing for a model to answer.
+    if (request.conversation_messages == 0)
+        return bad_request("messages: must hold at least one user or assistant turn with content");
     request.input_estimate = estimate_input_tokens(request);
     return request;
 }

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "api/openai_chat.h"
+#include "api/request_json.h"
 #include "core/ids.h"
 #include "core/json_text.h"
 
@@ -18,32 +19,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::size_t k_max_stop_sequences = 4;  // OpenAI's limit
-
-api_error bad_request(std::string message) {
-    return api_error{.code = 400, .message = std::move(message)};
-}
-
-bool is_absent(const json::value* value) {
-    return value == nullptr || value->is_null();
-}
-
-std::optional<double> as_number(const json::value& value) {
-    if (value.is_double()) return value.get_double();
-    if (value.is_int64()) return static_cast<double>(value.get_int64());
-    if (value.is_uint64()) return static_cast<double>(value.get_uint64());
-    return std::nullopt;
-}
-
-std::optional<std::int64_t> as_integer(const json::value& value) {
-    if (value.is_int64()) return value.get_int64();
-    if (value.is_uint64() && value.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
-        return static_cast<std::int64_t>(value.get_uint64());
-    // 5.0 is an integer to JavaScript, and so to the JS SDK that may have built this body.
-    if (value.is_double() && std::trunc(value.get_double()) == value.get_double() &&
-        std::abs(value.get_double()) < 9.0e15)
-        return static_cast<std::int64_t>(value.get_double());
-    return std::nullopt;
-}
 
 // An image_url part's URL: http(s), or a data: URL with base64 data (split into media type and data).
 std::variant<content_part, api_error> image_part(const json::object& part, const std::string& where) {

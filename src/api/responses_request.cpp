@@ -7,6 +7,7 @@
 #include <cmath>
 #include <optional>
 
+#include "api/request_json.h"
 #include "api/responses.h"
 #include "core/ids.h"
 
@@ -19,31 +20,6 @@ namespace {
 // Reasoning sluice hands out carries this before the upstream's signature, so that only its own
 // goes back upstream: an encrypted_content from OpenAI itself would be refused as a signature.
 constexpr std::string_view k_signature_prefix = "sluice1.";
-
-api_error bad_request(std::string message) {
-    return api_error{.code = 400, .message = std::move(message)};
-}
-
-bool is_absent(const json::value* value) {
-    return value == nullptr || value->is_null();
-}
-
-std::optional<double> as_number(const json::value& value) {
-    if (value.is_double()) return value.get_double();
-    if (value.is_int64()) return static_cast<double>(value.get_int64());
-    if (value.is_uint64()) return static_cast<double>(value.get_uint64());
-    return std::nullopt;
-}
-
-std::optional<std::int64_t> as_integer(const json::value& value) {
-    if (value.is_int64()) return value.get_int64();
-    if (value.is_uint64() && value.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
-        return static_cast<std::int64_t>(value.get_uint64());
-    if (value.is_double() && std::trunc(value.get_double()) == value.get_double() &&
-        std::abs(value.get_double()) < 9.0e15)
-        return static_cast<std::int64_t>(value.get_double());
-    return std::nullopt;
-}
 
 std::string_view string_or_empty(const json::object& object, std::string_view key) {
     const auto* value = object.if_contains(key);

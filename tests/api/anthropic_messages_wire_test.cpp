@@ -151,6 +151,15 @@ TEST(AnthropicRequest, RejectsWhatAnthropicRejects) {
         "tools":[{"name":"f","input_schema":{}}],"tool_choice":{"type":"tool","name":"g"}})")
                   .message.find("'g'"),
               std::string::npos);
+    // Nothing for a model to answer: only system turns.
+    EXPECT_NE(parse_error(R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]})")
+                  .message.find("user or assistant turn"),
+              std::string::npos);
+    // ... while one system turn beside a user turn is what Claude Code sends.
+    EXPECT_EQ(parse_ok(R"({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"env"},
+        {"role":"user","content":"x"}]})")
+                  .conversation_messages,
+              1u);
     // count_tokens takes no max_tokens
     EXPECT_EQ(parse_ok(R"({"model":"m","messages":[{"role":"user","content":"x"}]})", true).max_tokens,
               std::nullopt);

@@ -1,0 +1,96 @@
+// Fuzz target for the Responses API request parser (POST /v1/responses). Property: any body is
+// either rejected with a 4xx and a message, or accepted as a conversation in sluice's model with
+// every field inside its rule, its input items stored as one JSON array; and an accepted request
+// turns into an OpenAI-wire upstream body that is one JSON object.
+#include <boost/json.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <variant>
+
+#include "api/responses.h"
+#include "fuzz_check.h"
+#include "providers/openai_provider.h"
+
+namespace {
+
+using sluice::fuzz::check;
+using sluice::fuzz::valid_utf8;
+namespace json = boost::json;
+
+bool is_json_text(const std::string& text, json::kind kind) {
+    boost::system::error_code ec;
+    const auto value = json::parse(text, ec);
+    return !ec && value.kind() == kind;
+}
+
+void check_message(const sluice::chat_message& message) {
+    const auto& role = message.role;
+    check(role == "system" || role == "user" || role == "assistant" || role == "tool", "role normalised");
+    check(valid_utf8(message.content), "content is UTF-8");
+    if (role == "tool") {
+        check(message.parts.size() == 1, "a tool message has one part");
+        check(message.parts[0].type == sluice::content_part::kind::tool_result, "... a function_call_output");
+        check(!message.parts[0].id.empty(), "... with the call_id of its call");
+        return;
+    }
+    for (const auto& part : message.parts) {
+        switch (part.type) {
+            case sluice::content_part::kind::text:
+                check(valid_utf8(part.text), "a text part is UTF-8");
+                break;
+            case sluice::content_part::kind::image:
+                check(role == "user", "images only in user messages");
+                break;
+            case sluice::content_part::kind::tool_call:
+                check(role == "assistant", "function calls only in assistant messages");
+                check(!part.name.empty(), "a function call names its function");
+                break;
+            case sluice::content_part::kind::reasoning:
+                check(role == "assistant", "reasoning only in assistant messages");
+                break;
+            case sluice::content_part::kind::tool_result:
+                sluice::fuzz::violated("no function_call_output part outside a tool message");
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view body(reinterpret_cast<const char*>(data), size);
+    const auto parsed = sluice::parse_responses_request(body);
+    if (const auto* error = std::get_if<sluice::api_error>(&parsed)) {
+        check(error->code >= 400 && error->code <= 499, "rejected with a 4xx");
+        check(!error->message.empty() && valid_utf8(error->message), "rejected with a message");
+        return 0;
+    }
+    const auto& request = std::get<sluice::responses_request>(parsed);
+    for (const auto& message : request.messages) check_message(message);
+    if (request.has_instructions)
+        check(!request.messages.empty() && request.messages[0].role == "system", "instructions come first");
+    check(is_json_text(request.input_items, json::kind::array), "the input items are one JSON array");
+    for (const auto& tool : request.tools) {
+        check(!tool.name.empty(), "a tool has a name");
+        check(is_json_text(tool.parameters, json::kind::object), "a tool's parameters are a JSON object");
+    }
+    if (request.format.type == sluice::response_format::kind::json_schema && !request.format.schema.empty())
+        check(is_json_text(request.format.schema, json::kind::object), "a json_schema's schema is a JSON object");
+    check(request.extra.empty() || is_json_text(request.extra, json::kind::object), "extra is a JSON object");
+    check(!request.model.empty(), "a model is named");
+    check(!request.max_output_tokens || *request.max_output_tokens >= 1, "max_output_tokens is positive");
+    check(!request.temperature || (*request.temperature >= 0 && *request.temperature <= 2), "temperature 0..2");
+    check(!request.top_p || (*request.top_p >= 0 && *request.top_p <= 1), "top_p 0..1");
+    for (const auto& id : request.references) check(!id.empty(), "an unresolved item_reference has an id");
+
+    sluice::chat_request chat{.messages = request.messages,
+                              .tools = request.tools,
+                              .tools_choice = request.tools_choice,
+                              .parallel_tool_calls = request.parallel_tool_calls,
+                              .format = request.format,
+                              .openai_extra = request.extra};
+    if (request.max_output_tokens) chat.params.max_tokens = *request.max_output_tokens;
+    const std::string upstream = json::serialize(sluice::openai_chat_body(chat));
+    check(is_json_text(upstream, json::kind::object), "the upstream body is a JSON object");
+    return 0;
+}
