@@ -65,7 +65,9 @@ class idle_provider : public sluice::provider {
     const sluice::model_config& config() const override { return cfg_; }
     sluice::provider_status status() const override { return {}; }
     int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
-    boost::asio::awaitable<void> stream(sluice::chat_request, sluice::chunk_sink) override { co_return; }
+    boost::asio::awaitable<void> stream(const sluice::chat_request&, sluice::chunk_sink) override {
+        co_return;
+    }
 
   private:
     sluice::model_config cfg_;

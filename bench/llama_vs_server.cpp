@@ -149,7 +149,11 @@ int main(int argc, char** argv) {
                 }
                 co_return;
             };
-            boost::asio::co_spawn(io, provider->stream(std::move(request), sink), [](std::exception_ptr e) {
+            auto stream = [](sluice::provider& model, sluice::chat_request owned,
+                             sluice::chunk_sink on_chunks) -> boost::asio::awaitable<void> {
+                co_await model.stream(owned, std::move(on_chunks));
+            };
+            boost::asio::co_spawn(io, stream(*provider, std::move(request), sink), [](std::exception_ptr e) {
                 if (e) std::rethrow_exception(e);
             });
         }

@@ -47,10 +47,11 @@ int llama_local_provider::count_tokens(const std::string& text) const {
     return engine_->count_tokens(text);
 }
 
-boost::asio::awaitable<void> llama_local_provider::stream(chat_request request, chunk_sink sink) {
+boost::asio::awaitable<void> llama_local_provider::stream(const chat_request& request, chunk_sink sink) {
     auto executor = co_await boost::asio::this_coro::executor;
     chunk_batch batch;
-    auto item = engine_->submit(std::move(request));
+    chat_request owned = request;  // the engine thread's own copy
+    auto item = engine_->submit(std::move(owned));
     if (!item) {
         batch.push_back(stream_chunk::error(
             503, "local model is busy: every slot is taken and the queue is full", engine_->retry_after_s()));

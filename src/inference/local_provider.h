@@ -16,7 +16,7 @@ class llama_local_provider final : public provider {
     provider_status status() const override;
     int count_tokens(const std::string& text) const override;
     bool counting_is_costly() const override { return true; }
-    boost::asio::awaitable<void> stream(chat_request request, chunk_sink sink) override;
+    boost::asio::awaitable<void> stream(const chat_request& request, chunk_sink sink) override;
 
     llama_engine& engine() { return *engine_; }
 

@@ -297,7 +297,7 @@ provider_status cloud_provider::status() const {
             .active = active_.load()};
 }
 
-boost::asio::awaitable<void> cloud_provider::stream(chat_request request, chunk_sink sink) {
+boost::asio::awaitable<void> cloud_provider::stream(const chat_request& request, chunk_sink sink) {
     if (!endpoint_.unavailable.empty()) {
         stream_chunk unavailable =
             stream_chunk::error(503, "model " + cfg_.name + " is unavailable: " + endpoint_.unavailable);

@@ -145,7 +145,7 @@ class cloud_provider : public provider {
     const model_config& config() const override { return cfg_; }
     provider_status status() const override;
     int count_tokens(const std::string& text) const override { return estimate_tokens(text); }
-    boost::asio::awaitable<void> stream(chat_request request, chunk_sink sink) override;
+    boost::asio::awaitable<void> stream(const chat_request& request, chunk_sink sink) override;
 
   protected:
     virtual upstream_request build_request(const chat_request& request) const = 0;

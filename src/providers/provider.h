@@ -16,6 +16,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,7 +51,16 @@ class provider {
     // significant fraction of a second): callers then count on a thread pool, never on an io thread.
     virtual bool counting_is_costly() const { return false; }
 
-    virtual boost::asio::awaitable<void> stream(chat_request request, chunk_sink sink) = 0;
+    // `request` stays alive and unchanged until the stream's coroutine has finished.
+    virtual boost::asio::awaitable<void> stream(const chat_request& request, chunk_sink sink) = 0;
+
+    // The prompt's input tokens as the model's own service counts them (Anthropic's
+    // /v1/messages/count_tokens); nullopt when it has no such service or it failed: the caller then
+    // counts with count_tokens().
+    virtual boost::asio::awaitable<std::optional<int>> count_input_tokens(const chat_request& request) {
+        (void)request;
+        co_return std::nullopt;
+    }
 };
 
 using provider_ptr = std::shared_ptr<provider>;

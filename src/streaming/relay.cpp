@@ -154,12 +154,12 @@ net::awaitable<bool> send_chunk(relay_channel& channel, stream_chunk chunk) {
     co_return sent;
 }
 
-// Starts one candidate's stream. Not a coroutine: the copy of the request and the sink go straight
-// into the provider's frame instead of living in produce's for the whole stream.
+// Starts one candidate's stream. Not a coroutine: the sink goes straight into the provider's frame
+// instead of living in produce's for the whole stream. The provider reads the candidate's request in
+// place (the candidates outlive the race), so a cloud stream copies no conversation.
 net::awaitable<void> stream_attempt(const relay_candidate& candidate, attempt_state& attempt) {
     chunk_sink sink = [&attempt](chunk_batch& batch) { return forward_batch(attempt, batch); };
-    chat_request request = candidate.request;
-    return candidate.model->stream(std::move(request), std::move(sink));
+    return candidate.model->stream(candidate.request, std::move(sink));
 }
 
 enum class attempt_end { answered, fall_back, race_over };

@@ -70,8 +70,12 @@ chunk_sink collect_into(collected& out) {
     };
 }
 
+boost::asio::awaitable<void> stream_owned(provider& provider, chat_request request, chunk_sink sink) {
+    co_await provider.stream(request, std::move(sink));
+}
+
 void spawn_stream(boost::asio::io_context& io, provider& provider, chat_request request, collected& out) {
-    boost::asio::co_spawn(io, provider.stream(std::move(request), collect_into(out)),
+    boost::asio::co_spawn(io, stream_owned(provider, std::move(request), collect_into(out)),
                           [&out](std::exception_ptr e) {
                               out.error = e;
                               out.done = true;

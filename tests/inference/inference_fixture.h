@@ -62,6 +62,8 @@ struct collected {
 chunk_sink collect_into(collected& out);
 
 // Starts provider.stream(request) on `io`, filling `out`.
+// provider.stream() over a request this coroutine owns (the provider reads it in place).
+boost::asio::awaitable<void> stream_owned(provider& provider, chat_request request, chunk_sink sink);
 void spawn_stream(boost::asio::io_context& io, provider& provider, chat_request request, collected& out);
 
 // Runs one stream to its end on a fresh io_context.

@@ -134,7 +134,7 @@ TEST(llama_provider, cancelling_a_stream_gives_its_slot_to_the_queued_request) {
         }
         co_return;
     };
-    boost::asio::co_spawn(io, provider->stream(user_request("first", 400), first_sink),
+    boost::asio::co_spawn(io, stream_owned(*provider, user_request("first", 400), first_sink),
                           boost::asio::bind_cancellation_slot(cancel_first.slot(), [&](std::exception_ptr e) {
                               first.error = e;
                               first.done = true;
@@ -177,12 +177,12 @@ TEST(llama_provider, a_stalled_client_pauses_only_its_own_sequence) {
             fast_done_before_slow_resumed = fast.done;
         }
     };
-    boost::asio::co_spawn(io, provider->stream(user_request("slow", 40), slow_sink),
+    boost::asio::co_spawn(io, stream_owned(*provider, user_request("slow", 40), slow_sink),
                           [&](std::exception_ptr e) {
                               slow.error = e;
                               slow.done = true;
                           });
-    boost::asio::co_spawn(io, provider->stream(user_request("fast", 40), collect_into(fast)),
+    boost::asio::co_spawn(io, stream_owned(*provider, user_request("fast", 40), collect_into(fast)),
                           [&](std::exception_ptr e) {
                               fast.error = e;
                               fast.done = true;

@@ -252,7 +252,8 @@ TEST_F(openai_provider_test, cancellation_closes_the_upstream_connection_and_sto
     std::vector<stream_chunk> chunks;
     net::steady_timer client_gone(io_, net::steady_timer::time_point::max());
     run(io_, [&]() -> net::awaitable<void> {
-        auto streaming = provider->stream(hello(), [&](chunk_batch& batch) -> net::awaitable<void> {
+        const chat_request request = hello();
+        auto streaming = provider->stream(request, [&](chunk_batch& batch) -> net::awaitable<void> {
             for (auto& chunk : batch) chunks.push_back(std::move(chunk));
             client_gone.cancel();  // the client leaves after the first delta
             co_return;
@@ -280,7 +281,8 @@ TEST_F(openai_provider_test, a_caller_that_stops_at_the_finish_chunk_leaves_the_
         net::steady_timer finished(io_, net::steady_timer::time_point::max());
         bool got_finish = false;
         run(io_, [&]() -> net::awaitable<void> {
-            auto streaming = provider->stream(hello(), [&](chunk_batch& batch) -> net::awaitable<void> {
+            const chat_request request = hello();
+            auto streaming = provider->stream(request, [&](chunk_batch& batch) -> net::awaitable<void> {
                 for (const auto& chunk : batch) {
                     if (chunk.type != stream_chunk::kind::finish) continue;
                     got_finish = true;

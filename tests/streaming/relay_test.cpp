@@ -53,7 +53,7 @@ class scripted_provider final : public provider {
     provider_status status() const override { return {}; }
     int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
 
-    net::awaitable<void> stream(chat_request, chunk_sink sink) override {
+    net::awaitable<void> stream(const chat_request&, chunk_sink sink) override {
         log_.started = true;
         net::steady_timer timer{co_await net::this_coro::executor};
         for (auto& s : steps_) {
