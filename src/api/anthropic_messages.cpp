@@ -120,8 +120,9 @@ std::string counted_text(const chat_request& request) {
     return text;
 }
 
-// {"input_tokens": N}: the local model counts with its own tokenizer; a cloud model's count is
-// sluice's estimate (about 4 bytes a token), plus k_tokens_per_message per message.
+// {"input_tokens": N}: an Anthropic upstream's own count (forwarded); otherwise the local model
+// counts with its own tokenizer, and another cloud model's count is sluice's estimate (about 4 bytes
+// a token), plus k_tokens_per_message per message.
 net::awaitable<void> count_tokens(app_context& app, exchange& ex) {
     const auto& http_req = ex.request();
     auto parsed = parse_anthropic_messages_request(http_req.body(), true);
@@ -135,15 +136,24 @@ net::awaitable<void> count_tokens(app_context& app, exchange& ex) {
     std::optional<api_error> error = route_model(app, request.model, turn);
     turn.request.messages = std::move(request.messages);
     turn.request.tools = std::move(request.tools);
+    turn.request.tools_choice = std::move(request.tools_choice);
     provider_ptr model = error ? nullptr : first_candidate(app, turn, error);
     if (error) {
         auto res = anthropic_error_response(http_req, *error);
         co_await ex.respond(std::move(res));
         co_return;
     }
-    const std::string text = counted_text(turn.request);
-    const int tokens =
-        model->count_tokens(text) + k_tokens_per_message * static_cast<int>(turn.request.messages.size());
+    // An Anthropic upstream counts the client's own body (thinking, cache_control and all).
+    if (has_anthropic_model(app.cfg)) {
+        turn.request.anthropic_body = std::string(http_req.body());
+        turn.request.anthropic_message_count = request.conversation_messages;
+        turn.request.anthropic_system_count = request.system_messages;
+        turn.request.anthropic_beta = std::string(header_value(http_req, "anthropic-beta"));
+    }
+    const std::optional<int> counted = co_await model->count_input_tokens(turn.request);
+    const int tokens = counted ? *counted
+                               : model->count_tokens(counted_text(turn.request)) +
+                                     k_tokens_per_message * static_cast<int>(turn.request.messages.size());
     auto body = boost::json::serialize(boost::json::object{{"input_tokens", tokens}});
     co_await ex.respond_json(http_status::ok, std::move(body));
 }

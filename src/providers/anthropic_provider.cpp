@@ -412,7 +412,9 @@ class anthropic_provider final : public cloud_provider {
         return take_anthropic_event(event, state, out);
     }
 
-    upstream_request build_request(const chat_request& request) const override {
+    // The Messages body for `request`, as streamed or as counted (the same body without the members
+    // that only shape the answer).
+    json::object request_body(const chat_request& request) const {
         auto native = native_body(request);
         json::object body = native ? std::move(*native) : messages_body(request);
         if (!native) {
@@ -431,18 +433,59 @@ class anthropic_provider final : public cloud_provider {
             }
         }
         body["model"] = upstream_model_name(cfg_);
-        body["max_tokens"] = request.params.max_tokens;
-        body["stream"] = true;
+        return body;
+    }
 
+    upstream_request post(std::string_view path, const chat_request& request, const json::object& body,
+                          std::string_view accept) const {
         upstream_request out;
-        out.target = endpoint_.base->join("/messages");
+        out.target = endpoint_.base->join(path);
         out.headers.set(http::field::content_type, "application/json");
-        out.headers.set(http::field::accept, "text/event-stream");
+        out.headers.set(http::field::accept, accept);
         out.headers.set("anthropic-version", k_anthropic_version);
         if (!endpoint_.api_key.empty()) out.headers.set("x-api-key", endpoint_.api_key);
         if (!request.anthropic_beta.empty()) out.headers.set("anthropic-beta", request.anthropic_beta);
         out.body = json::serialize(body);
         return out;
+    }
+
+    upstream_request build_request(const chat_request& request) const override {
+        json::object body = request_body(request);
+        body["max_tokens"] = request.params.max_tokens;
+        body["stream"] = true;
+        return post("/messages", request, body, "text/event-stream");
+    }
+
+    // Forwarded to the upstream's count_tokens with the members that endpoint takes; any failure
+    // (transport, a non-200 answer, no input_tokens) leaves the count to the caller's estimate.
+    boost::asio::awaitable<std::optional<int>> count_input_tokens(const chat_request& request) override {
+        constexpr std::size_t k_body_limit = 64 * 1024;
+        if (!endpoint_.client) co_return std::nullopt;
+        json::object full = request_body(request);
+        json::object body;
+        for (const char* name :
+             {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}) {
+            if (auto* value = full.if_contains(name)) body[name] = std::move(*value);
+        }
+        upstream_request upstream = post("/messages/count_tokens", request, body, "application/json");
+        auto opened = co_await endpoint_.client->open(std::move(upstream));
+        if (opened.error) {
+            spdlog::warn("model {}: count_tokens upstream: {}", cfg_.name, to_string(opened.error.kind));
+            co_return std::nullopt;
+        }
+        auto [text, error] = co_await opened.response->read_all(k_body_limit);
+        const unsigned status = opened.response->status();
+        if (error || status != 200) {
+            spdlog::warn("model {}: count_tokens upstream answered {}: {}", cfg_.name, status,
+                         upstream_error_message(text));
+            co_return std::nullopt;
+        }
+        boost::system::error_code ec;
+        auto parsed = json::parse(text, ec);
+        const auto* object = ec ? nullptr : parsed.if_object();
+        const auto* tokens = object ? object->if_contains("input_tokens") : nullptr;
+        if (!tokens || !tokens->is_int64() || tokens->get_int64() < 0) co_return std::nullopt;
+        co_return static_cast<int>(tokens->get_int64());
     }
 };
 

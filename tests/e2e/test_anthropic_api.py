@@ -4,6 +4,7 @@ and the scripted upstream, once speaking OpenAI's wire (model "cloud") and once 
 "claude", which Claude Code's Claude model names reach through its `aliases`). One sluice and one
 upstream serve the whole module; the local tiny model sits beside them for count_tokens."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import urllib.request
 import pytest
 
 from clients_support import TESTS_DIR, needs_node, run_node
-from conftest import Sluice, Upstream
+from conftest import UPSTREAM_KEY, Sluice, Upstream
 
 pytestmark = needs_node
 
@@ -247,10 +248,25 @@ def test_errors_are_anthropics(sluice, upstream):
 
 def test_count_tokens_and_models(sluice, upstream):
     for model in ("cloud", "claude", "local_small"):
+        upstream.reset()
         out = sdk(sluice, ["anthropic_count_tokens"], model=model)
         counted = out["anthropic_count_tokens"]
         assert "error" not in counted, (model, counted)
         assert counted["input_tokens"] > 0, model
+        forwarded = upstream_requests(upstream, "/messages/count_tokens")
+        if model != "claude":
+            assert forwarded == [], model  # counted by sluice: the OpenAI wire has no such endpoint
+            continue
+        # An Anthropic upstream counts: its own answer comes back, for the body the client sent.
+        assert len(forwarded) == 1, forwarded
+        sent = forwarded[0]["body"]
+        assert sent["model"] == "scripted"
+        assert set(sent) <= {"model", "messages", "system", "tools", "tool_choice", "thinking"}, sent
+        assert sent["messages"] and sent["tools"][0]["name"] == "get_weather"
+        assert forwarded[0]["key_sha256"] == hashlib.sha256(UPSTREAM_KEY.encode()).hexdigest()
+        cut = {k: sent.get(k) for k in ("system", "messages", "tools")}
+        assert counted["input_tokens"] == len(json.dumps([cut["system"], cut["messages"], cut["tools"]],
+                                                         separators=(",", ":"), sort_keys=True)) // 4
 
     models = sdk(sluice, ["anthropic_models"])["anthropic_models"]
     assert "error" not in models, models
