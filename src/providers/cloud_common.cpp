@@ -204,24 +204,73 @@ const boost::json::value* event_json_parser::parse(std::string_view text) {
 // g++ 12 at -O2 reports a false -Wmismatched-new-delete on Asio's coroutine frame allocator here.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_config& cfg,
-                                              upstream_request request, const chat_request& chat,
-                                              const chunk_sink& sink, const cloud_event_handler& on_event) {
+namespace {
+
+// Opens the upstream request. On a failure or a non-2xx status the error chunk goes to the sink and
+// the result is null. Its own short coroutine, so that the request, the error paths and their
+// temporaries never sit in the frame that lives for the whole stream.
+boost::asio::awaitable<std::unique_ptr<upstream_response>> open_stream(http_client& client,
+                                                                       const model_config& cfg,
+                                                                       upstream_request request,
+                                                                       const chunk_sink& sink) {
     constexpr std::size_t k_error_body_limit = 64 * 1024;
-    constexpr std::chrono::milliseconds k_body_end_wait{50};
     auto opened = co_await client.open(std::move(request));
     if (opened.error) {
-        if (opened.error.kind == upstream_failure::cancelled) co_return;
-        co_await emit_chunk(sink, upstream_failure_chunk(opened.error, cfg, false));
-        co_return;
+        if (opened.error.kind != upstream_failure::cancelled) {
+            stream_chunk failure = upstream_failure_chunk(opened.error, cfg, false);
+            co_await emit_chunk(sink, std::move(failure));
+        }
+        co_return nullptr;
     }
-    auto& response = *opened.response;
-    if (response.status() < 200 || response.status() > 299) {
-        auto [body, error] = co_await response.read_all(k_error_body_limit);
-        std::string retry_after(response.headers()[boost::beast::http::field::retry_after]);
-        co_await emit_chunk(sink, upstream_status_chunk(response.status(), body, retry_after));
-        co_return;
+    const unsigned status = opened.response->status();
+    if (status < 200 || status > 299) {
+        auto [body, error] = co_await opened.response->read_all(k_error_body_limit);
+        std::string retry_after(opened.response->headers()[boost::beast::http::field::retry_after]);
+        stream_chunk failure = upstream_status_chunk(status, body, retry_after);
+        co_await emit_chunk(sink, std::move(failure));
+        co_return nullptr;
     }
+    co_return std::move(opened.response);
+}
+
+// The usage (an estimate when the upstream gave none) and the finish that end a whole stream.
+void add_stream_end(cloud_stream_state& state, const chat_request& chat, chunk_batch& batch) {
+    if (!state.has_usage) {
+        // Some compatible servers ignore stream_options; an estimate beats no ledger entry.
+        state.prompt_tokens = 0;
+        for (const auto& message : chat.messages) state.prompt_tokens += estimate_tokens(message.content);
+        state.completion_tokens = state.deltas;
+    }
+    auto usage = stream_chunk::usage(state.prompt_tokens, state.completion_tokens);
+    usage.cached_tokens = state.cached_tokens;
+    usage.cache_write_tokens = state.cache_write_tokens;
+    usage.reasoning_tokens = state.reasoning_tokens;
+    batch.push_back(std::move(usage));
+    std::string finish = state.finish_reason.empty() ? "stop" : state.finish_reason;
+    // Some compatible servers end a turn of tool calls with "stop"; clients run tools on tool_calls.
+    if (state.tool_calls > 0 && finish == "stop") finish = "tool_calls";
+    batch.push_back(stream_chunk::finish(std::move(finish)));
+}
+
+struct active_count {
+    std::atomic<int>& count;
+    explicit active_count(std::atomic<int>& c) : count(c) { ++count; }
+    ~active_count() { --count; }
+    active_count(const active_count&) = delete;
+    active_count& operator=(const active_count&) = delete;
+};
+
+}  // namespace
+
+boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_config& cfg,
+                                              upstream_request request, const chat_request& chat,
+                                              chunk_sink sink, const cloud_event_handler& on_event,
+                                              std::atomic<int>* active) {
+    constexpr std::chrono::milliseconds k_body_end_wait{50};
+    std::optional<active_count> counted;
+    if (active) counted.emplace(*active);
+    std::unique_ptr<upstream_response> response = co_await open_stream(client, cfg, std::move(request), sink);
+    if (!response) co_return;
 
     sse_parser parser;
     cloud_stream_state state;
@@ -235,8 +284,8 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
         }
         return !state.ended;
     };
-    while (!state.ended && !response.done()) {
-        auto error = co_await response.read_some(piece);
+    while (!state.ended && !response->done()) {
+        upstream_error error = co_await response->read_some(piece);
         if (error) {
             if (error.kind == upstream_failure::cancelled) co_return;
             batch.push_back(upstream_failure_chunk(error, cfg, state.deltas > 0));
@@ -253,7 +302,7 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
             co_return;
         }
         // The last piece's deltas go out with the usage and finish below, in one batch.
-        if (state.ended || response.done()) break;
+        if (state.ended || response->done()) break;
         bool emitted = co_await emit_batch(sink, batch);
         if (!emitted) co_return;
     }
@@ -262,34 +311,24 @@ boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_c
         co_await emit_batch(sink, batch);
         co_return;
     }
-    if (!response.done()) {
+    if (!response->done()) {
         // The upstream said [DONE]; the end of its body is normally in the same read or the next
         // one. Read it before the last chunks go to the caller, who ends the stream (cancelling
         // this coroutine) as soon as it has them: a cancelled read would close a reusable
         // connection. An upstream that holds the body open costs one short wait, then the socket.
-        co_await response.finish_body(k_body_end_wait);
+        co_await response->finish_body(k_body_end_wait);
     }
-    if (!state.has_usage) {
-        // Some compatible servers ignore stream_options; an estimate beats no ledger entry.
-        state.prompt_tokens = 0;
-        for (const auto& message : chat.messages) state.prompt_tokens += estimate_tokens(message.content);
-        state.completion_tokens = state.deltas;
-    }
-    auto usage = stream_chunk::usage(state.prompt_tokens, state.completion_tokens);
-    usage.cached_tokens = state.cached_tokens;
-    usage.cache_write_tokens = state.cache_write_tokens;
-    usage.reasoning_tokens = state.reasoning_tokens;
-    batch.push_back(std::move(usage));
-    std::string finish = state.finish_reason.empty() ? "stop" : state.finish_reason;
-    // Some compatible servers end a turn of tool calls with "stop"; clients run tools on tool_calls.
-    if (state.tool_calls > 0 && finish == "stop") finish = "tool_calls";
-    batch.push_back(stream_chunk::finish(std::move(finish)));
+    add_stream_end(state, chat, batch);
     co_await emit_batch(sink, batch);
 }
 #pragma GCC diagnostic pop
 
 cloud_provider::cloud_provider(model_config cfg, std::string_view default_base_url)
-    : cfg_(std::move(cfg)), endpoint_(make_cloud_endpoint(cfg_, default_base_url)) {}
+    : cfg_(std::move(cfg)),
+      endpoint_(make_cloud_endpoint(cfg_, default_base_url)),
+      on_event_([this](const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+          return take_event(event, state, out);
+      }) {}
 
 provider_status cloud_provider::status() const {
     return {.available = endpoint_.unavailable.empty(),
@@ -297,23 +336,23 @@ provider_status cloud_provider::status() const {
             .active = active_.load()};
 }
 
+namespace {
+
+boost::asio::awaitable<void> emit_unavailable(chunk_sink sink, std::string message) {
+    stream_chunk unavailable = stream_chunk::error(503, std::move(message));
+    co_await emit_chunk(sink, std::move(unavailable));
+}
+
+}  // namespace
+
+// Not a coroutine: the stream's one long-lived frame is run_cloud_stream's.
 boost::asio::awaitable<void> cloud_provider::stream(const chat_request& request, chunk_sink sink) {
-    if (!endpoint_.unavailable.empty()) {
-        stream_chunk unavailable =
-            stream_chunk::error(503, "model " + cfg_.name + " is unavailable: " + endpoint_.unavailable);
-        co_await emit_chunk(sink, std::move(unavailable));
-        co_return;
-    }
-    ++active_;
-    struct active_guard {
-        std::atomic<int>& count;
-        ~active_guard() { --count; }
-    } guard{active_};
-    // Named, not temporaries inside the co_await: g++ 12 mishandles those.
-    const cloud_event_handler on_event = [this](const sse_event& event, cloud_stream_state& state,
-                                                chunk_batch& out) { return take_event(event, state, out); };
+    if (!endpoint_.unavailable.empty())
+        return emit_unavailable(std::move(sink),
+                                "model " + cfg_.name + " is unavailable: " + endpoint_.unavailable);
     upstream_request upstream = build_request(request);
-    co_await run_cloud_stream(*endpoint_.client, cfg_, std::move(upstream), request, sink, on_event);
+    return run_cloud_stream(*endpoint_.client, cfg_, std::move(upstream), request, std::move(sink), on_event_,
+                            &active_);
 }
 
 }  // namespace sluice

@@ -126,9 +126,12 @@ using cloud_event_handler = std::function<bool(const sse_event&, cloud_stream_st
 // error chunk, feed the SSE body to `on_event` piece by piece and hand the chunks of each piece to
 // the sink together (each sink call is awaited before the next read: backpressure), then emit usage
 // (an estimate when the upstream gave none) and finish. Emits nothing once the caller has cancelled.
+// `active` (may be null) counts the streams in flight while this one runs. `chat`, `on_event` and the
+// client must outlive the stream.
 boost::asio::awaitable<void> run_cloud_stream(http_client& client, const model_config& cfg,
                                               upstream_request request, const chat_request& chat,
-                                              const chunk_sink& sink, const cloud_event_handler& on_event);
+                                              chunk_sink sink, const cloud_event_handler& on_event,
+                                              std::atomic<int>* active = nullptr);
 
 // Hands `batch` to the sink (when it holds anything) unless the caller has cancelled, then clears
 // it; false when the caller has cancelled.
@@ -155,6 +158,7 @@ class cloud_provider : public provider {
     cloud_endpoint endpoint_;
 
   private:
+    cloud_event_handler on_event_;  // take_event, made once
     mutable std::atomic<int> active_{0};
 };
 
