@@ -62,10 +62,19 @@ bool is_thinking_block(const json::value& block) {
     return type == "thinking" || type == "redacted_thinking";
 }
 
+// A tool call or result as text, for a request that offers no tools: the Messages API refuses
+// tool_use and tool_result blocks then (a session that used tools, continued without them).
+std::string call_as_text(const content_part& call) {
+    return "[called tool " + call.name + " with " + call.arguments + "]";
+}
+std::string result_as_text(const content_part& result) {
+    return std::string(result.is_error ? "[tool error: " : "[tool result: ") + result.text + "]";
+}
+
 // The content blocks of a message with parts. Thinking (only the signed or redacted kind: the API
 // rejects thinking it cannot verify) goes first, then the text, then the tool calls (assistant);
-// tool results, then text and images (user).
-json::array content_blocks(const chat_message& message, bool assistant) {
+// tool results, then text and images (user). Without `tools_offered` calls and results are text.
+json::array content_blocks(const chat_message& message, bool assistant, bool tools_offered) {
     json::array thinking;
     json::array results;
     json::array texts;
@@ -89,6 +98,10 @@ json::array content_blocks(const chat_message& message, bool assistant) {
                 break;
             case content_part::kind::tool_call:
                 if (!assistant) break;
+                if (!tools_offered) {
+                    calls.push_back(json::object{{"type", "text"}, {"text", call_as_text(part)}});
+                    break;
+                }
                 calls.push_back(json::object{{"type", "tool_use"},
                                              {"id", part.id},
                                              {"name", part.name},
@@ -96,6 +109,10 @@ json::array content_blocks(const chat_message& message, bool assistant) {
                 break;
             case content_part::kind::tool_result: {
                 if (assistant) break;
+                if (!tools_offered) {
+                    results.push_back(json::object{{"type", "text"}, {"text", result_as_text(part)}});
+                    break;
+                }
                 json::object result{
                     {"type", "tool_result"}, {"tool_use_id", part.id}, {"content", part.text}};
                 if (part.is_error) result["is_error"] = true;
@@ -170,7 +187,7 @@ json::object messages_body(const chat_request& request) {
         if (turns.empty() && (role == "assistant" || message.role == "tool")) continue;
         json::value content(message.content);
         if (message.has_parts()) {
-            json::array blocks = content_blocks(message, role == "assistant");
+            json::array blocks = content_blocks(message, role == "assistant", !request.tools.empty());
             if (!blocks.empty()) content = std::move(blocks);
         }
         if (role == last_role) {

@@ -308,6 +308,38 @@ TEST_F(anthropic_provider_test, sends_images_tool_calls_and_merged_tool_results_
     EXPECT_EQ(body.at("tool_choice"), json::parse(R"({"type":"any"})"));
 }
 
+// The Messages API refuses tool_use/tool_result blocks in a request without tools: a session that
+// used tools and goes on without them (the seed endpoint) sends the calls and results as text.
+TEST_F(anthropic_provider_test, tool_history_without_tools_goes_as_text) {
+    chat_request request;
+    request.messages.push_back({"user", "Weather?"});
+    chat_message answer{"assistant", "", {}};
+    answer.parts = {content_part::tool_call("toolu_1", "get_weather", R"({"city":"Paris"})")};
+    request.messages.push_back(answer);
+    request.messages.push_back({"tool", "18C", {content_part::tool_result("toolu_1", "18C")}});
+    request.messages.push_back(
+        {"tool", "down", {content_part::tool_result("toolu_2", "down", /*is_error=*/true)}});
+    request.messages.push_back({"user", "And tomorrow?"});
+    collect(request);
+
+    auto log = upstream_->requests();
+    ASSERT_EQ(log.size(), 1u);
+    const auto& body = log[0].at("body").as_object();
+    EXPECT_FALSE(body.contains("tools"));
+    const auto text = json::serialize(body.at("messages"));
+    EXPECT_EQ(text.find("tool_use"), std::string::npos) << text;
+    EXPECT_EQ(text.find("tool_result"), std::string::npos) << text;
+    const auto& messages = body.at("messages").as_array();
+    ASSERT_EQ(messages.size(), 3u);
+    EXPECT_EQ(messages[1].at("content").as_array()[0],
+              json::parse(R"({"type":"text","text":"[called tool get_weather with {\"city\":\"Paris\"}]"})"));
+    const auto& results = messages[2].at("content").as_array();
+    ASSERT_EQ(results.size(), 3u);
+    EXPECT_EQ(results[0], json::parse(R"({"type":"text","text":"[tool result: 18C]"})"));
+    EXPECT_EQ(results[1], json::parse(R"({"type":"text","text":"[tool error: down]"})"));
+    EXPECT_EQ(results[2], json::parse(R"({"type":"text","text":"And tomorrow?"})"));
+}
+
 TEST_F(anthropic_provider_test, tool_choice_modes_and_serial_calls_map_to_anthropic_tool_choice) {
     auto with = [](tool_choice::mode mode, std::optional<bool> parallel) {
         auto request = hello();
