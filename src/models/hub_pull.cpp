@@ -144,7 +144,9 @@ class hub_session {
     net::awaitable<pull_outcome> run() {
         const std::string listing_target =
             hub_.join("/api/models/" + ref_.repo + "/tree/main") + "?recursive=true";
-        auto listing = co_await get(location{hub_, listing_target}, 0, "application/json");
+        // g++ 12 destroys a temporary argument of a coroutine call twice: every argument is named.
+        const location listing_where{hub_, listing_target};
+        auto listing = co_await get(listing_where, 0, "application/json");
         const unsigned listing_status = listing.response->status();
         if (listing_status != 200) {
             auto [body, ignored] = co_await listing.response->read_all(k_error_body_limit);
@@ -200,12 +202,13 @@ class hub_session {
     }
 
     // GET, following redirects; the token only to the hub's own origin.
-    net::awaitable<opened> get(location where, std::uint64_t range_start, std::string accept) {
+    net::awaitable<opened> get(const location& start, std::uint64_t range_start, std::string_view accept) {
         opened result;
+        location where = start;
         for (int hop = 0;; ++hop) {
             upstream_request request{.method = http::verb::get, .target = where.target};
             request.headers.set(http::field::user_agent, "sluice");
-            if (!accept.empty()) request.headers.set(http::field::accept, accept);
+            if (!accept.empty()) request.headers.set(http::field::accept, std::string(accept));
             if (range_start > 0)
                 request.headers.set(http::field::range, "bytes=" + std::to_string(range_start) + "-");
             const bool to_hub = where.origin.origin() == hub_.origin();
@@ -248,7 +251,8 @@ class hub_session {
                 complete = true;  // a previous run got every byte, then stopped before the check
                 break;
             }
-            auto got = co_await get(location{hub_, resolve_target}, offset, "");
+            const location resolve_where{hub_, resolve_target};
+            auto got = co_await get(resolve_where, offset, "");
             if (!got.linked_sha.empty()) linked_sha = got.linked_sha;
             if (manifest.size == 0) manifest.size = got.linked_size;
             auto& response = *got.response;
