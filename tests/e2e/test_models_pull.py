@@ -267,3 +267,20 @@ def test_serve_pulls_an_hf_path_on_first_start_and_answers(hub, models, start_sl
     again = start_sluice(None, extra_toml=toml)
     assert re.search(rf"model local: hf:{re.escape(repo)}:Q4_K_M is {re.escape(str(local))}$", again.log_text(), re.M)
     assert hub.log()[since:] == []
+
+
+def test_serve_stops_with_the_pull_error_when_an_hf_path_cannot_be_pulled(hub, models, tmp_path):
+    repo = "test-org/serve-gated-GGUF"
+    hub.add(repo, "tiny-Q4_K_M.gguf", models["a"], gated_token=TOKEN)
+    config = tmp_path / "sluice.toml"
+    config.write_text(f'[server]\nlisten = "127.0.0.1:0"\n\n[store]\nurl = "sqlite://{tmp_path}/data/sluice.db"\n'
+                      f'models_dir = "{tmp_path}/models"\n\n[[models]]\nname = "local"\nrole = "local_small"\n'
+                      f'provider = "llama"\npath = "hf:{repo}"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "SLUICE_STORE_MODELS_DIR")}
+    env["HF_ENDPOINT"] = hub.endpoint
+    done = subprocess.run([_binary(), "serve", "--config", str(config)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=str(tmp_path))
+    assert done.returncode == 1
+    assert f"model local: pulling {repo}" in done.stderr and "set HF_TOKEN" in done.stderr
+    assert "listening on" not in done.stderr
+    assert not (tmp_path / "models" / "test-org" / "serve-gated-GGUF" / "tiny-Q4_K_M.gguf").exists()
