@@ -397,6 +397,8 @@ pull_outcome pull_model(const hf_ref& ref, const pull_options& options) {
         return pull_outcome{.error = e.what()};
     } catch (const fs::filesystem_error& e) {
         return pull_outcome{.error = std::string("models folder: ") + e.what()};
+    } catch (const std::exception& e) {  // e.g. a listing whose numbers are not sizes
+        return pull_outcome{.error = std::string("unexpected answer from the hub: ") + e.what()};
     }
 }
 
