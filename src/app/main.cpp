@@ -9,6 +9,7 @@
 #include "app/cmd_chat.h"
 #include "app/cmd_keys.h"
 #include "app/cmd_make_tiny_model.h"
+#include "app/cmd_models.h"
 #include "app/cmd_route.h"
 #include "app/cmd_usage.h"
 #include "core/config.h"
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
     sluice::add_route_command(app, load);
     sluice::add_make_tiny_model_command(app);
     sluice::add_usage_command(app, load);
+    sluice::add_models_command(app, load);
 
     app.add_subcommand("version", "Print the version")->callback([] {
         std::cout << "sluice " << SLUICE_VERSION << "\n";
@@ -54,7 +56,11 @@ int main(int argc, char** argv) {
 
     try {
         app.parse(argc, argv);
-        if (serve->parsed()) return sluice::run_serve(load());
+        if (serve->parsed()) {
+            auto cfg = load();
+            sluice::resolve_hub_models(cfg);  // path = "hf:..." is pulled on first start
+            return sluice::run_serve(cfg);
+        }
         return 0;
     } catch (const CLI::ParseError& e) {
         return app.exit(e);

@@ -180,6 +180,7 @@ const std::vector<field<store_config>>& store_fields() {
         make_field("url", &store_config::url),
         make_field("password_env", &store_config::password_env),
         make_field("response_retention_days", &store_config::response_retention_days, 1, 3650),
+        make_field("models_dir", &store_config::models_dir),
     };
     return fields;
 }

@@ -38,6 +38,9 @@ struct store_config {
     std::string url = "sqlite://sluice-data/sluice.db";  // or redis://host:port/db
     std::string password_env;                            // redis: env var holding the password
     int response_retention_days = 30;  // stored Responses API responses (store: true) live this long
+    // Where `sluice models pull` (and a model's `path = "hf:ORG/REPO:QUANT"`) keeps GGUF files; empty
+    // = $XDG_CACHE_HOME/sluice/models, else ~/.cache/sluice/models.
+    std::string models_dir;
 };
 
 struct model_config {
@@ -49,7 +52,9 @@ struct model_config {
     std::vector<std::string> aliases;
 
     // provider = "llama"
-    std::string path;  // GGUF file; empty = the tiny demo model
+    // GGUF file; empty = the tiny demo model; "hf:ORG/REPO[:QUANT]" = pulled from Hugging Face on first
+    // start into store.models_dir (src/models/), then loaded from there.
+    std::string path;
     int n_ctx = 4096;
     int n_parallel = 4;  // sequences decoded together
     int n_threads = 0;   // 0 = number of cores

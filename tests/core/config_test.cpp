@@ -46,6 +46,16 @@ TEST(config, response_retention_days_is_read_and_bounded) {
     EXPECT_NE(msg.find("store.response_retention_days"), std::string::npos) << msg;
 }
 
+TEST(config, models_dir_is_read_from_the_file_or_the_environment) {
+    EXPECT_EQ(parse_config("").store.models_dir, "");  // the models module picks ~/.cache/sluice/models
+    EXPECT_EQ(parse_config("[store]\nmodels_dir = \"/srv/models\"\n").store.models_dir, "/srv/models");
+    EXPECT_EQ(parse_config("", {{"SLUICE_STORE_MODELS_DIR", "/m"}}).store.models_dir, "/m");
+    const auto cfg = parse_config(
+        "[[models]]\nname = \"local\"\nrole = \"local_small\"\nprovider = \"llama\"\npath = "
+        "\"hf:org/repo:Q4_K_M\"\n");
+    EXPECT_EQ(cfg.models[0].path, "hf:org/repo:Q4_K_M");  // resolved at start-up, not by the config
+}
+
 TEST(config, spec_example_parses) {
     const auto cfg = parse_config(R"(
 [server]
