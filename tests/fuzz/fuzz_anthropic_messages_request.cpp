@@ -66,8 +66,10 @@ void check_accepted(const sluice::anthropic_messages_request& request, bool coun
         check(is_json_object_text(tool.parameters), "a tool's input_schema is a JSON object");
     }
     check(!request.model.empty(), "a model is named");
-    if (!count_tokens) check(request.max_tokens && *request.max_tokens >= 1, "max_tokens is given and positive");
-    check(!request.temperature || (*request.temperature >= 0 && *request.temperature <= 1), "temperature 0..1");
+    if (!count_tokens)
+        check(request.max_tokens && *request.max_tokens >= 1, "max_tokens is given and positive");
+    check(!request.temperature || (*request.temperature >= 0 && *request.temperature <= 1),
+          "temperature 0..1");
     check(!request.top_p || (*request.top_p >= 0 && *request.top_p <= 1), "top_p 0..1");
     for (const auto& stop : request.stop) check(valid_utf8(stop), "stop sequences are UTF-8");
     check(request.input_estimate >= 0, "the input estimate is not negative");

@@ -75,11 +75,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(is_json_text(tool.parameters, json::kind::object), "a tool's parameters are a JSON object");
     }
     if (request.format.type == sluice::response_format::kind::json_schema && !request.format.schema.empty())
-        check(is_json_text(request.format.schema, json::kind::object), "a json_schema's schema is a JSON object");
+        check(is_json_text(request.format.schema, json::kind::object),
+              "a json_schema's schema is a JSON object");
     check(request.extra.empty() || is_json_text(request.extra, json::kind::object), "extra is a JSON object");
     check(!request.model.empty(), "a model is named");
     check(!request.max_output_tokens || *request.max_output_tokens >= 1, "max_output_tokens is positive");
-    check(!request.temperature || (*request.temperature >= 0 && *request.temperature <= 2), "temperature 0..2");
+    check(!request.temperature || (*request.temperature >= 0 && *request.temperature <= 2),
+          "temperature 0..2");
     check(!request.top_p || (*request.top_p >= 0 && *request.top_p <= 1), "top_p 0..1");
     for (const auto& id : request.references) check(!id.empty(), "an unresolved item_reference has an id");
 
