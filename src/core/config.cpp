@@ -354,30 +354,6 @@ void parse_rules(routing_config& routing, const toml::node& node) {
     }
 }
 
-// The largest number in a `{m}` / `{m,n}` of a pattern (0: none): libstdc++ expands each repeat
-// into copies of its atom, so a large count is a large automaton.
-std::size_t largest_repeat_count(std::string_view pattern) {
-    std::size_t largest = 0;
-    for (std::size_t i = 0; i < pattern.size(); ++i) {
-        if (pattern[i] == '\\') {
-            ++i;
-            continue;
-        }
-        if (pattern[i] != '{') continue;
-        std::size_t number = 0;
-        for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
-            const char c = pattern[j];
-            if (c >= '0' && c <= '9') {
-                number = std::min<std::size_t>(number * 10 + static_cast<std::size_t>(c - '0'), 1000000000);
-                largest = std::max(largest, number);
-            } else {
-                number = 0;
-            }
-        }
-    }
-    return largest;
-}
-
 // A rule that could never do what it says stops start-up, named.
 void validate_rules(const config& cfg) {
     std::set<std::string> names;
@@ -396,20 +372,10 @@ void validate_rules(const config& cfg) {
                                std::to_string(*rule.min_prompt_tokens) + " is above max_prompt_tokens " +
                                std::to_string(*rule.max_prompt_tokens) + ": the rule could never match");
         if (rule.message_regex) {
-            if (rule.message_regex->empty() || rule.message_regex->size() > k_rule_regex_max_pattern)
+            std::string why;
+            if (!rule_regex::compile(*rule.message_regex, why))
                 fail(where + ".when.message_regex", "\"" + *rule.message_regex + "\"",
-                     "a regular expression of 1 to " + std::to_string(k_rule_regex_max_pattern) + " bytes");
-            if (const auto count = largest_repeat_count(*rule.message_regex); count > k_rule_regex_max_repeat)
-                fail(where + ".when.message_regex", "\"" + *rule.message_regex + "\"",
-                     "repeat counts {m,n} of at most " + std::to_string(k_rule_regex_max_repeat) + " (" +
-                         std::to_string(count) + " given): each repeat is a copy of the pattern");
-            try {
-                compile_rule_regex(*rule.message_regex);
-            } catch (const std::regex_error& e) {
-                fail(where + ".when.message_regex", "\"" + *rule.message_regex + "\"",
-                     std::string("an ECMAScript regular expression without back-references (") + e.what() +
-                         ")");
-            }
+                     "a regular expression the router can run (docs/ROUTING.md): " + why);
         }
         if (rule.use.empty())
             throw config_error("config: " + where +

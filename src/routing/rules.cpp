@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "core/glob.h"
-#include "core/rule_regex.h"
 
 namespace sluice {
 
@@ -15,7 +14,11 @@ rule_set::rule_set(const std::vector<routing_rule>& rules) {
     rules_.reserve(rules.size());
     for (const auto& rule : rules) {
         compiled c{.rule = rule, .regex = std::nullopt};
-        if (rule.message_regex) c.regex = compile_rule_regex(*rule.message_regex);
+        if (rule.message_regex) {
+            std::string error;
+            c.regex = rule_regex::compile(*rule.message_regex, error);
+            if (!c.regex) throw config_error("routing.rules." + rule.name + ".when.message_regex: " + error);
+        }
         if (!rule.header_name.empty() &&
             std::find(header_names_.begin(), header_names_.end(), rule.header_name) == header_names_.end())
             header_names_.push_back(rule.header_name);
@@ -48,7 +51,7 @@ bool rule_set::matches(std::size_t index, const rule_input& input) const {
     }
     if (regex) {
         const auto window = input.message.substr(0, std::min(input.message.size(), k_rule_regex_window));
-        if (!std::regex_search(window.begin(), window.end(), *regex)) return false;
+        if (!regex->search(window)) return false;
     }
     return true;
 }

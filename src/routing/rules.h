@@ -3,13 +3,13 @@
 // regular expressions compiled once. A rule matches when every match it gives holds.
 #include <cstddef>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "core/config.h"
+#include "core/rule_regex.h"
 
 namespace sluice {
 
@@ -30,7 +30,8 @@ std::size_t estimate_prompt_tokens(std::size_t message_bytes, std::size_t conver
 
 class rule_set {
   public:
-    explicit rule_set(const std::vector<routing_rule>& rules);  // throws std::regex_error for a bad regex
+    // Throws config_error for a regex that does not compile (load_config has checked them all).
+    explicit rule_set(const std::vector<routing_rule>& rules);
 
     std::size_t size() const { return rules_.size(); }
     const routing_rule& rule(std::size_t index) const { return rules_[index].rule; }
@@ -41,7 +42,7 @@ class rule_set {
   private:
     struct compiled {
         routing_rule rule;
-        std::optional<std::regex> regex;
+        std::optional<rule_regex> regex;
     };
     std::vector<compiled> rules_;
     std::vector<std::string> header_names_;

@@ -340,8 +340,13 @@ TEST(config_rules, regex_pattern_size_and_repeat_counts_are_bounded_on_both_side
     EXPECT_EQ(error_of(rule(std::string(512, 'a'))), "");
     EXPECT_NE(error_of(rule(std::string(513, 'a'))).find("1 to 512 bytes"), std::string::npos);
     EXPECT_EQ(error_of(rule("a{100}")), "");
-    EXPECT_NE(error_of(rule("a{2,101}")).find("at most 100"), std::string::npos);
-    EXPECT_EQ(error_of(rule("\\{1000\\}")), "");  // escaped braces are text
+    EXPECT_NE(error_of(rule("a{2,101}")).find("a repeat count above 100"), std::string::npos);
+    EXPECT_EQ(error_of(rule("\\{1000\\}")), "");         // escaped braces are text
+    EXPECT_EQ(error_of(rule("((a{10}){10}){10}")), "");  // 1000 copies
+    EXPECT_NE(error_of(rule("((a{10}){10}){100}")).find("too large once its repeats are expanded"),
+              std::string::npos);
+    // Patterns whose automaton is too big are refused at load, not slow at run time.
+    EXPECT_NE(error_of(rule("[ab]*a[ab]{20}")).find("more than 4096 states"), std::string::npos);
 }
 
 TEST(config_balance, weight_and_balance_are_checked_on_both_sides) {
