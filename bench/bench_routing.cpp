@@ -86,6 +86,65 @@ void bm_plan(benchmark::State& state) {
     }
 }
 
+// plan() for a 64 KiB message through [[routing.rules]] none of which match (so every rule is
+// checked, the regexes over their whole 4 KiB window), then the balance among three cloud models.
+void plan_with_rules(benchmark::State& state, const std::string& regex) {
+    static const std::string m = long_message();
+    auto cfg = sluice::parse_config(R"toml(
+[[models]]
+name = "local"
+role = "local_small"
+provider = "llama"
+[[models]]
+name = "a"
+role = "cloud_large"
+provider = "openai"
+base_url = "http://127.0.0.1:1/v1"
+[[models]]
+name = "b"
+role = "cloud_large"
+provider = "openai"
+base_url = "http://127.0.0.1:1/v1"
+weight = 3
+[[models]]
+name = "c"
+role = "cloud_large"
+provider = "openai"
+base_url = "http://127.0.0.1:1/v1"
+[routing]
+default_model_type = "cloud_large"
+[[routing.rules]]
+when = { key_name = "batch-*" }
+use = "local_small"
+[[routing.rules]]
+when = { header = "x-team: research*" }
+use = "a"
+[[routing.rules]]
+when = { model = "claude-*", max_prompt_tokens = 100 }
+use = "b"
+[[routing.rules]]
+when = { message_regex = ')toml" + regex +
+                                    R"toml(' }
+use = "c"
+)toml");
+    std::vector<sluice::provider_ptr> providers;
+    for (const auto& model : cfg.models) providers.push_back(std::make_shared<idle_provider>(model));
+    sluice::orchestrator orch(cfg, providers);
+    for (auto _ : state) {
+        sluice::route_request request{.message = m, .turns_so_far = 2, .key_name = "web"};
+        request.headers = {{"x-team", "sales"}};
+        auto plan = orch.plan(request);
+        benchmark::DoNotOptimize(plan);
+    }
+}
+
+void bm_plan_rules_64k_literal(benchmark::State& state) {
+    plan_with_rules(state, "\\bdeploy(ment)?\\b");
+}
+void bm_plan_rules_64k_alternation(benchmark::State& state) {
+    plan_with_rules(state, "(urgent|asap|p0|sev[12]).*(outage|down|broken)");
+}
+
 }  // namespace
 
 BENCHMARK(bm_decide_short);
@@ -94,5 +153,7 @@ BENCHMARK(bm_decide_code);
 BENCHMARK(bm_decide_64k);
 BENCHMARK(bm_features_64k);
 BENCHMARK(bm_plan);
+BENCHMARK(bm_plan_rules_64k_literal);
+BENCHMARK(bm_plan_rules_64k_alternation);
 
 BENCHMARK_MAIN();

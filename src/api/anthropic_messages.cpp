@@ -33,6 +33,7 @@ std::optional<api_error> route_model(const app_context& app, const std::string& 
                          .message = "model: " + model + " (known: " + known_model_names(app.cfg) + ")"};
     turn.preferred_model = std::move(choice->preferred_model);
     turn.model_type = std::move(choice->model_type);
+    turn.requested_model = model;
     return std::nullopt;
 }
 
@@ -95,6 +96,7 @@ net::awaitable<void> messages(app_context& app, exchange& ex) {
 // model, so one that cannot call tools still counts a request that offers them.
 provider_ptr first_candidate(app_context& app, const chat_turn& turn, std::optional<api_error>& error) {
     auto route = route_request_for(turn.request.messages, turn.preferred_model, turn.model_type);
+    route.requested_model = turn.requested_model;
     auto planned = app.routing->plan(route);
     if (!planned.ok() || planned.plan.candidates.empty()) {
         error = planned.ok() ? api_error{.code = 503, .message = "no model is available"} : planned.error;

@@ -28,6 +28,7 @@ std::optional<api_error> route_model(const app_context& app, const std::string& 
     if (!choice) return api_error{.code = 404, .message = "The model `" + model + "` does not exist"};
     turn.preferred_model = std::move(choice->preferred_model);
     turn.model_type = std::move(choice->model_type);
+    turn.requested_model = model;
     return std::nullopt;
 }
 

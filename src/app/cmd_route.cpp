@@ -2,15 +2,19 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "routing/orchestrator.h"
 #include "routing/policy.h"
 #include "routing/router_model.h"
+#include "turn/model_names.h"
 
 namespace sluice {
 
@@ -23,7 +27,39 @@ struct route_options {
     bool model_info = false;
     int turns = 0;
     std::size_t conversation_chars = 0;
+    // What [[routing.rules]] may match on besides the message.
+    std::string key_name;
+    std::vector<std::string> headers;  // "name: value"
+    std::string model;                 // as a client would name it: a model, an alias, auto, a role
+    bool tools = false;
+    bool images = false;
 };
+
+// A configured model as the router sees it offline: available, idle, nothing loaded or called.
+class offline_model final : public provider {
+  public:
+    explicit offline_model(model_config cfg) : cfg_(std::move(cfg)) {}
+    const model_config& config() const override { return cfg_; }
+    provider_status status() const override { return {}; }
+    int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
+    boost::asio::awaitable<void> stream(chat_request, chunk_sink) override { co_return; }
+
+  private:
+    model_config cfg_;
+};
+
+// "rule batch (use local_small)", "auto policy", "model_type", "preferred_model": who decided.
+std::string decided_by(const config& cfg, const route_plan& plan) {
+    if (!plan.rule.empty()) {
+        for (const auto& rule : cfg.routing.rules) {
+            if (rule.name == plan.rule) return "rule " + rule.name + " (use " + rule.use + ")";
+        }
+    }
+    for (const auto& reason : plan.reasons) {
+        if (reason == "preferred_model" || reason == "model_type") return reason;
+    }
+    return "auto policy";
+}
 
 // Scores print with fixed decimals (Boost.JSON would write 4.6E-1), reasons through the JSON
 // serializer so any text stays valid JSON.
@@ -73,24 +109,74 @@ int run_jsonl(const auto_policy& policy) {
 }
 
 void print_decision(const config& cfg, const auto_policy& policy, const route_options& opts) {
+    std::vector<provider_ptr> models;
+    for (const auto& m : cfg.models) models.push_back(std::make_shared<offline_model>(m));
+    orchestrator router(cfg, std::move(models));
+
+    route_request request{.message = opts.message,
+                          .turns_so_far = opts.turns,
+                          .conversation_chars = opts.conversation_chars,
+                          .needs_tools = opts.tools,
+                          .needs_images = opts.images,
+                          .key_name = opts.key_name};
+    if (!opts.model.empty()) {
+        const auto choice = resolve_model_name(cfg, opts.model);
+        if (!choice)
+            throw CLI::ValidationError("--model",
+                                       "no model " + opts.model + " (known: " + known_model_names(cfg) + ")");
+        request.preferred_model = choice->preferred_model;
+        request.model_type = choice->model_type;
+        request.requested_model = opts.model;
+    }
+    std::vector<std::string> header_names;  // lower case; request.headers points into these
+    header_names.reserve(opts.headers.size());
+    for (const auto& header : opts.headers) {
+        const auto colon = header.find(':');
+        if (colon == std::string::npos)
+            throw CLI::ValidationError("--header", "expected NAME: VALUE, got " + header);
+        std::string name;
+        for (char c : header.substr(0, colon))
+            name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+        header_names.push_back(std::move(name));
+    }
+    for (std::size_t i = 0; i < opts.headers.size(); ++i) {
+        std::string_view value = std::string_view(opts.headers[i]).substr(opts.headers[i].find(':') + 1);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        request.headers.emplace_back(header_names[i], value);
+    }
+
     const auto d = policy.decide(opts.message, opts.turns, opts.conversation_chars);
+    const auto planned = router.plan(request);
     if (opts.json) {
-        std::cout << to_json(d, policy.threshold()) << '\n';
+        std::string out = to_json(d, policy.threshold());
+        out.pop_back();
+        if (planned.ok()) {
+            out +=
+                R"(,"planned_role":")" + std::string(to_string(planned.plan.role)) + R"(","model":)" +
+                boost::json::serialize(boost::json::value(planned.plan.candidates.front()->config().name)) +
+                R"(,"route_reason":)" + boost::json::serialize(boost::json::value(planned.plan.reason)) +
+                R"(,"decided_by":)" +
+                boost::json::serialize(boost::json::value(decided_by(cfg, planned.plan))) + R"(,"rule":)" +
+                boost::json::serialize(boost::json::value(planned.plan.rule));
+        } else {
+            out += R"(,"error":)" + boost::json::serialize(boost::json::value(planned.error.message));
+        }
+        std::cout << out << "}\n";
         return;
     }
-    std::string model = "(none configured)";
-    for (const auto& m : cfg.models) {
-        if (m.role == d.role) {
-            model = m.name;
-            break;
-        }
+    if (!planned.ok()) {
+        std::cout << "error:     " << planned.error.code << " " << planned.error.message << "\n"
+                  << "score:     " << d.score << " (threshold " << policy.threshold() << ")\n";
+        return;
     }
-    std::cout << "role:      " << to_string(d.role) << "\n"
-              << "model:     " << model << "\n"
+    const auto& plan = planned.plan;
+    std::cout << "role:      " << to_string(plan.role) << "\n"
+              << "model:     " << plan.candidates.front()->config().name << "\n"
+              << "decided:   " << decided_by(cfg, plan) << "\n"
               << "score:     " << d.score << " (threshold " << policy.threshold() << ")\n"
-              << "reason:    " << d.reason << "\n"
+              << "reason:    " << plan.reason << "\n"
               << "reasons:  ";
-    for (const auto& r : d.reasons) std::cout << ' ' << r;
+    for (const auto& r : plan.reasons) std::cout << ' ' << r;
     std::cout << "\n";
 }
 
@@ -107,6 +193,12 @@ void add_route_command(CLI::App& app, std::function<config()> load_config) {
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--conversation-chars", opts->conversation_chars, "Size of the earlier turns in bytes");
     cmd->add_flag("--model-info", opts->model_info, "Describe the shipped routing model");
+    cmd->add_option("--key-name", opts->key_name, "The API key's name, for [[routing.rules]] key_name");
+    cmd->add_option("--header", opts->headers, "A request header \"NAME: VALUE\" (repeatable), for rules")
+        ->allow_extra_args(false);
+    cmd->add_option("--model", opts->model, "The model a client asks for: a name, an alias, auto or a role");
+    cmd->add_flag("--tools", opts->tools, "The request offers tools");
+    cmd->add_flag("--images", opts->images, "The request holds an image");
     cmd->callback([opts, load_config] {
         const config cfg = load_config();
         const auto_policy policy(cfg.routing);

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <variant>
 
+#include "core/rule_regex.h"
+
 extern char** environ;
 
 namespace sluice {
@@ -194,6 +196,7 @@ const std::vector<field<routing_config>>& routing_fields() {
         make_field("fallback", &routing_config::fallback),
         make_field("session_wait_ms", &routing_config::session_wait_ms, 0, 3600000),
         make_field("session_lock_ttl_ms", &routing_config::session_lock_ttl_ms, 100, 3600000),
+        make_field("balance", &routing_config::balance, 0, 0, {"weighted", "least_busy", "latency"}),
     };
     return fields;
 }
@@ -234,6 +237,7 @@ const std::vector<field<model_config>>& model_fields() {
         make_field("max_connections", &model_config::max_connections, 1, 100000),
         make_field("pool_wait_ms", &model_config::pool_wait_ms, 0, 600000),
         make_field("max_tokens_limit", &model_config::max_tokens_limit, 0, 10000000),
+        make_field("weight", &model_config::weight, 0, 1000000),
         make_field("circuit_failures", &model_config::circuit_failures, 1, 100000),
         make_field("circuit_open_s", &model_config::circuit_open_s, 1, 86400),
         field<model_config>{
@@ -250,6 +254,149 @@ const std::vector<field<model_config>>& model_fields() {
             [](model_config& m, const toml::node& n) { m.supports_images = *n.value<bool>(); }},
     };
     return fields;
+}
+
+const std::vector<field<routing_rule>>& rule_when_fields() {
+    const auto glob = [](std::optional<std::string> routing_rule::*member) {
+        return [member](routing_rule& r, const toml::node& n) { r.*member = *n.value<std::string>(); };
+    };
+    const auto flag = [](std::optional<bool> routing_rule::*member) {
+        return [member](routing_rule& r, const toml::node& n) { r.*member = *n.value<bool>(); };
+    };
+    const auto tokens = [](std::optional<int> routing_rule::*member) {
+        return [member](routing_rule& r, const toml::node& n) {
+            r.*member = static_cast<int>(*n.value<std::int64_t>());
+        };
+    };
+    static const std::vector<field<routing_rule>> fields = {
+        {"key_name", value_kind::string, glob(&routing_rule::key_name)},
+        {"header", value_kind::string,
+         [](routing_rule& r, const toml::node& n) { r.header_value = *n.value<std::string>(); }},
+        {"model", value_kind::string, glob(&routing_rule::model)},
+        {"min_prompt_tokens", value_kind::integer, tokens(&routing_rule::min_prompt_tokens), 0, 1e9},
+        {"max_prompt_tokens", value_kind::integer, tokens(&routing_rule::max_prompt_tokens), 0, 1e9},
+        {"has_tools", value_kind::boolean, flag(&routing_rule::has_tools)},
+        {"has_images", value_kind::boolean, flag(&routing_rule::has_images)},
+        {"message_regex", value_kind::string, glob(&routing_rule::message_regex)},
+    };
+    return fields;
+}
+
+// Headers whose value is (or carries) a secret: a rule matches on the key's name instead.
+bool secret_header(std::string_view name) {
+    return name == "authorization" || name == "proxy-authorization" || name == "x-api-key" ||
+           name == "cookie";
+}
+
+bool header_token(std::string_view name) {
+    if (name.empty()) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    });
+}
+
+// `header = "name: value-glob"` -> header_name (lower case) and header_value (the glob).
+void split_rule_header(routing_rule& rule, const std::string& where) {
+    const std::string text = rule.header_value;
+    const auto colon = text.find(':');
+    const auto trim = [](std::string_view v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        return v;
+    };
+    const auto name =
+        colon == std::string::npos ? std::string_view{} : trim(std::string_view(text).substr(0, colon));
+    const auto value =
+        colon == std::string::npos ? std::string_view{} : trim(std::string_view(text).substr(colon + 1));
+    if (!header_token(name) || value.empty())
+        fail(where + ".when.header", "\"" + text + "\"", "\"NAME: VALUE-GLOB\" (e.g. \"x-team: research*\")");
+    std::string lower_name;
+    for (char c : name) lower_name.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (secret_header(lower_name))
+        fail(where + ".when.header", "\"" + text + "\"",
+             "a header other than " + lower_name + ", which carries the key's secret: match on key_name");
+    rule.header_name = std::move(lower_name);
+    rule.header_value = std::string(value);
+}
+
+// [[routing.rules]]: each a table of name (optional), when (a table of matches) and use.
+void parse_rules(routing_config& routing, const toml::node& node) {
+    if (!node.is_array_of_tables()) fail("routing.rules", render(node), "[[routing.rules]] tables");
+    int number = 0;
+    for (const auto& entry : *node.as_array()) {
+        const auto& table = *entry.as_table();
+        routing_rule rule;
+        rule.name = "rule" + std::to_string(++number);
+        if (const auto* name = table.get("name")) {
+            if (!name->is_string() || name->value<std::string>()->empty())
+                fail("routing.rules." + rule.name + ".name", render(*name), "a non-empty string");
+            rule.name = *name->value<std::string>();
+        }
+        const std::string where = "routing.rules." + rule.name;
+        for (const auto& member : table) {
+            const std::string key(member.first.str());
+            const auto& value = member.second;
+            if (key == "name") continue;
+            if (key == "use") {
+                if (!value.is_string()) fail(where + ".use", render(value), "a string");
+                rule.use = *value.value<std::string>();
+            } else if (key == "when") {
+                if (!value.is_table())
+                    fail(where + ".when", render(value), "a table, e.g. when = { key_name = \"batch-*\" }");
+                apply_table(rule, rule_when_fields(), *value.as_table(), where + ".when.");
+            } else {
+                throw config_error("config: unknown key " + where + "." + key +
+                                   " (known keys: name, when, use)");
+            }
+        }
+        if (!rule.header_value.empty()) split_rule_header(rule, where);
+        routing.rules.push_back(std::move(rule));
+    }
+}
+
+// A rule that could never do what it says stops start-up, named.
+void validate_rules(const config& cfg) {
+    std::set<std::string> names;
+    for (const auto& rule : cfg.routing.rules) {
+        const std::string where = "routing.rules." + rule.name;
+        if (!names.insert(rule.name).second)
+            throw config_error("config: routing.rules name \"" + rule.name + "\" is used twice");
+        for (const auto* glob : {&rule.key_name, &rule.model}) {
+            if (glob->has_value() && (*glob)->empty())
+                fail(where + ".when." + (glob == &rule.key_name ? "key_name" : "model"), "\"\"",
+                     "a glob pattern (`*` any run, `?` one character), e.g. \"batch-*\"");
+        }
+        if (rule.min_prompt_tokens && rule.max_prompt_tokens &&
+            *rule.min_prompt_tokens > *rule.max_prompt_tokens)
+            throw config_error("config: " + where + ".when: min_prompt_tokens " +
+                               std::to_string(*rule.min_prompt_tokens) + " is above max_prompt_tokens " +
+                               std::to_string(*rule.max_prompt_tokens) + ": the rule could never match");
+        if (rule.message_regex) {
+            std::string why;
+            if (!rule_regex::compile(*rule.message_regex, why))
+                fail(where + ".when.message_regex", "\"" + *rule.message_regex + "\"",
+                     "a regular expression the router can run (docs/ROUTING.md): " + why);
+        }
+        if (rule.use.empty())
+            throw config_error("config: " + where +
+                               ".use is missing: expected a model's name, local_small, cloud_large or auto");
+        bool names_something = rule.use == "auto";
+        for (const auto& m : cfg.models) {
+            if (m.name == rule.use || to_string(m.role) == rule.use) names_something = true;
+        }
+        if (!names_something) {
+            std::string known = "auto";
+            for (const auto role : {model_role::local_small, model_role::cloud_large}) {
+                if (std::any_of(cfg.models.begin(), cfg.models.end(),
+                                [&](const model_config& m) { return m.role == role; }))
+                    known += ", " + std::string(to_string(role));
+            }
+            for (const auto& m : cfg.models) known += ", " + m.name;
+            fail(where + ".use", "\"" + rule.use + "\"",
+                 "a configured model's name or role, or auto (known: " + known + ")");
+        }
+    }
 }
 
 std::string upper_key(std::string_view text) {
@@ -387,6 +534,7 @@ void validate(config& cfg) {
         if (m.model.empty()) m.model = m.name;
         if (m.max_tokens_limit == 0) m.max_tokens_limit = m.provider == "llama" ? m.n_ctx : 128000;
     }
+    validate_rules(cfg);
 }
 
 config from_table(const toml::table& root) {
@@ -404,7 +552,12 @@ config from_table(const toml::table& root) {
         } else if (section == "store") {
             apply_table(cfg.store, store_fields(), need_table(), "store.");
         } else if (section == "routing") {
-            apply_table(cfg.routing, routing_fields(), need_table(), "routing.");
+            toml::table routing = need_table();  // a copy: the rules are not plain keys
+            if (const auto* rules = routing.get("rules")) {
+                parse_rules(cfg.routing, *rules);
+                routing.erase("rules");
+            }
+            apply_table(cfg.routing, routing_fields(), routing, "routing.");
         } else if (section == "limits") {
             apply_table(cfg.limits, limits_fields(), need_table(), "limits.");
         } else if (section == "models") {

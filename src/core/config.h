@@ -73,6 +73,7 @@ struct model_config {
     int pool_wait_ms = 2000;  // all max_connections busy: a request waits this long, then 503 + Retry-After
 
     int max_tokens_limit = 0;  // 0 = n_ctx for local, 128000 for cloud
+    int weight = 1;            // its share of its role's traffic (routing.balance); 0: only as a stand-in
     int circuit_failures = 5;  // consecutive failures before the circuit opens
     int circuit_open_s = 30;   // how long requests skip an open circuit
 
@@ -87,6 +88,21 @@ struct model_config {
 // The largest max_tokens a model accepts: its max_tokens_limit, else n_ctx (local) or 128000.
 int model_token_limit(const model_config& model);
 
+// One [[routing.rules]] entry: when every match in `when` holds, `use` decides (docs/ROUTING.md).
+struct routing_rule {
+    std::string name;  // `rule<N>` (N counted from 1) when the file gives none; route.reason rule:<name>
+    std::optional<std::string> key_name;   // glob over the API key's name
+    std::string header_name;               // lower case; empty: no header match
+    std::string header_value;              // glob over that header's value (any of its occurrences)
+    std::optional<std::string> model;      // glob over the model name the client asked for ("" if none)
+    std::optional<int> min_prompt_tokens;  // the conversation's estimated tokens (bytes / 4), inclusive
+    std::optional<int> max_prompt_tokens;
+    std::optional<bool> has_tools;
+    std::optional<bool> has_images;
+    std::optional<std::string> message_regex;  // ECMAScript, case-insensitive, over the new message
+    std::string use;                           // a configured model's name, local_small, cloud_large, or auto
+};
+
 struct routing_config {
     std::string default_model_type = "auto";  // auto | local_small | cloud_large
     std::optional<double> threshold;          // score >= threshold goes to cloud_large
@@ -96,6 +112,10 @@ struct routing_config {
     // Redis store: the session lock held in Redis expires this long after its holder last refreshed
     // it (a live holder refreshes it every third of this), so a lock whose process died frees itself.
     int session_lock_ttl_ms = 15000;
+    // How the models of one role share its traffic: weighted (smooth weighted round robin by
+    // `weight`), least_busy (fewest active streams), latency (lowest decayed time to first token).
+    std::string balance = "weighted";
+    std::vector<routing_rule> rules;  // [[routing.rules]], checked in order before the auto policy
 };
 
 struct limits_config {  // per API key; 0 = no limit

@@ -33,8 +33,10 @@
 #include "core/chat.h"
 #include "core/config.h"
 #include "providers/provider.h"
+#include "routing/balancer.h"
 #include "routing/circuit_breaker.h"
 #include "routing/policy.h"
+#include "routing/rules.h"
 
 namespace sluice {
 
@@ -43,10 +45,19 @@ struct route_request {
     int turns_so_far = 0;                        // user turns earlier in the session
     std::size_t conversation_chars = 0;          // size of the earlier turns, in bytes
     std::optional<std::string> preferred_model;  // a configured model's name: wins over everything
+                                                 // (unless the client named it by an alias)
     std::optional<std::string> model_type;       // "auto" | "local_small" | "cloud_large"; unset =
                                                  // routing.default_model_type
     bool needs_tools = false;                    // tools offered, or calls and results in the conversation
     bool needs_images = false;                   // an image part in the conversation
+    // What [[routing.rules]] match on besides the above. Never the key's secret.
+    std::string_view key_name;  // the API key's name
+    // The model name as the client wrote it (a name, an alias, auto, a role); unset: none named, or
+    // the name is preferred_model itself. A preferred_model reached through an alias gives way to
+    // the rules.
+    std::optional<std::string> requested_model;
+    // (lower-case name, value) of the request's headers that orchestrator::rule_headers() names.
+    std::vector<std::pair<std::string_view, std::string_view>> headers;
 };
 
 struct route_plan {
@@ -56,8 +67,10 @@ struct route_plan {
     std::vector<provider_ptr> candidates;
     model_role role = model_role::local_small;  // the role of candidates[0]
     double score = 0;                           // the auto policy's score (computed for every request)
-    std::string reason;                         // route.reason: preferred_model, model_type, short_chat,
-                                                // code, ..., or fallback:<why> when the role was switched
+    std::string reason;                         // route.reason: preferred_model, model_type, rule:<name>,
+                                                // short_chat, code, ..., or fallback:<why> when the role
+                                                // was switched
+    std::string rule;                           // the [[routing.rules]] name that decided; empty: none
     std::vector<std::string> reasons;           // all tags, reason first (for logs and `sluice route`)
 };
 
@@ -109,7 +122,11 @@ class orchestrator {
     // clock drives the circuit breakers (inject one in tests).
     orchestrator(const config& cfg, std::vector<provider_ptr> providers, steady_clock_fn clock = {});
 
-    // Decision order: preferred_model -> explicit model_type -> the auto policy. A role with no usable
+    // Decision order: preferred_model (by its name) -> explicit model_type -> [[routing.rules]] ->
+    // preferred_model named by an alias -> routing.default_model_type / the auto policy. A rule whose
+    // target has no model that can serve the request (tools, images) is passed over. Within a role
+    // the first candidate is the routing.balance pick, the others of the role stand in before the
+    // other role. A role with no usable
     // model -> the other role when routing.fallback, else 503. A model that cannot serve the request
     // (tools, images) is never a candidate: chosen explicitly it is a 400 naming what it lacks; the
     // auto policy passes to the other role with reason needs_tools / needs_images. Claims the
@@ -119,6 +136,14 @@ class orchestrator {
     // Feed the circuit breakers. Unknown names are ignored.
     void report_success(std::string_view model_name);
     void report_failure(std::string_view model_name, failure_kind kind);
+    // Time from the start of a model's stream to its first content (the plans' providers report it
+    // themselves; see timed_provider in orchestrator.cpp): feeds routing.balance = latency.
+    void report_first_token(std::string_view model_name, std::chrono::nanoseconds ttft);
+
+    // Lower-case names of the headers the rules look at: route_request::headers needs only these.
+    const std::vector<std::string>& rule_headers() const { return rules_.header_names(); }
+    const rule_set& rules() const { return rules_; }
+    const balancer& balance() const { return *balancer_; }
 
     std::vector<model_status> models_status() const;  // for GET /api/v1/models, in config order
 
@@ -127,8 +152,9 @@ class orchestrator {
 
   private:
     struct model_entry {
-        provider_ptr provider;
+        provider_ptr provider;  // the configured provider, wrapped to time its first token
         std::unique_ptr<circuit_breaker> breaker;
+        std::size_t index = 0;  // config order
     };
 
     const model_entry* find(std::string_view name) const;
@@ -138,9 +164,15 @@ class orchestrator {
     // Builds the candidate list: `chosen` first, then same role, then (with fallback) the other role.
     route_plan make_plan(std::vector<const model_entry*> primary, model_role role,
                          const route_request& request) const;
+    // routing.balance: the pick first (with `take`, counted as a request), the rest in preference.
+    void balance_order(std::vector<const model_entry*>& models, bool take) const;
+    // The first rule that matches and whose target can serve the request; nullopt: none.
+    std::optional<std::size_t> matching_rule(const route_request& request) const;
 
     routing_config routing_;
     auto_policy policy_;
+    rule_set rules_;
+    std::shared_ptr<balancer> balancer_;
     std::vector<provider_ptr> providers_;
     std::vector<model_entry> entries_;
 };

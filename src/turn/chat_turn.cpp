@@ -191,6 +191,13 @@ net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, e
     auto route = route_request_for(conversation, turn.preferred_model, turn.model_type);
     route.needs_tools = turn.request.needs_tools() || needs_tools(conversation);
     route.needs_images = needs_images(conversation);
+    if (ex.key()) route.key_name = ex.key()->name;
+    route.requested_model = std::move(turn.requested_model);
+    for (const auto& name : app.routing->rule_headers()) {
+        const auto occurrences = request.equal_range(name);
+        for (auto field = occurrences.first; field != occurrences.second; ++field)
+            route.headers.emplace_back(name, std::string_view(field->value()));
+    }
     auto planned = app.routing->plan(route);
     if (!planned.ok()) {
         auto res = fail(planned.error);

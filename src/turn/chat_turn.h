@@ -24,7 +24,10 @@ struct chat_turn {
     bool new_session = false;   // session_id was just generated: nothing is stored under it
     std::optional<std::string> preferred_model;
     std::optional<std::string> model_type;  // "auto" | "local_small" | "cloud_large"; nullopt: the default
-    std::optional<int> max_tokens;          // nullopt: k_default_max_tokens; capped at the model's limit
+    // The model name as the client wrote it, when the API has one (OpenAI's and Anthropic's `model`):
+    // what [[routing.rules]] `model` matches, and how an alias is told from a configured name.
+    std::optional<std::string> requested_model;
+    std::optional<int> max_tokens;  // nullopt: k_default_max_tokens; capped at the model's limit
     bool streaming = true;
     // Run once with the final outcome, after the turn is stored and before the last event goes out
     // (or after the stream when it was cut): an API that keeps its own record of the answer (the

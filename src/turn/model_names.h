@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/config.h"
+#include "core/glob.h"
 
 namespace sluice {
 
@@ -15,9 +16,6 @@ struct model_choice {
     std::optional<std::string> preferred_model;
     std::optional<std::string> model_type;  // "auto" | "local_small" | "cloud_large"
 };
-
-// `*` matches any run of characters, `?` one character; ASCII letters match either case.
-bool glob_match(std::string_view pattern, std::string_view text);
 
 // Routing names first, then configured names, then aliases in config order. nullopt: no such model.
 std::optional<model_choice> resolve_model_name(const config& cfg, std::string_view requested);

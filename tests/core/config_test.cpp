@@ -225,3 +225,153 @@ TEST(config, answer_cap_and_session_lock_ttl) {
     msg = error_of("[routing]\nsession_lock_ttl_ms = 10\n");
     EXPECT_NE(msg.find("routing.session_lock_ttl_ms = 10"), std::string::npos) << msg;
 }
+
+// [[routing.rules]], balancing and weights.
+namespace {
+
+constexpr std::string_view k_two_models = R"toml(
+[[models]]
+name = "local"
+role = "local_small"
+provider = "llama"
+[[models]]
+name = "gpt"
+role = "cloud_large"
+provider = "openai"
+base_url = "http://127.0.0.1:1/v1"
+)toml";
+
+std::string with_models(std::string_view rest) {
+    return std::string(k_two_models) + std::string(rest);
+}
+
+}  // namespace
+
+TEST(config_rules, parses_every_match_and_names_unnamed_rules_by_position) {
+    const auto cfg = parse_config(with_models(R"toml(
+[routing]
+balance = "least_busy"
+[[routing.rules]]
+name = "batch"
+when = { key_name = "batch-*", max_prompt_tokens = 2000, min_prompt_tokens = 1, has_tools = false }
+use = "local_small"
+[[routing.rules]]
+when = { header = "X-Team:  research* ", model = "claude-*", has_images = true, message_regex = "\\bdeploy\\b" }
+use = "gpt"
+[[routing.rules]]
+use = "auto"
+)toml"));
+    EXPECT_EQ(cfg.routing.balance, "least_busy");
+    ASSERT_EQ(cfg.routing.rules.size(), 3u);
+    const auto& batch = cfg.routing.rules[0];
+    EXPECT_EQ(batch.name, "batch");
+    EXPECT_EQ(batch.key_name, "batch-*");
+    EXPECT_EQ(batch.max_prompt_tokens, 2000);
+    EXPECT_EQ(batch.min_prompt_tokens, 1);
+    EXPECT_EQ(batch.has_tools, false);
+    EXPECT_EQ(batch.use, "local_small");
+    const auto& second = cfg.routing.rules[1];
+    EXPECT_EQ(second.name, "rule2");
+    EXPECT_EQ(second.header_name, "x-team");
+    EXPECT_EQ(second.header_value, "research*");
+    EXPECT_EQ(second.model, "claude-*");
+    EXPECT_EQ(second.has_images, true);
+    EXPECT_EQ(second.message_regex, "\\bdeploy\\b");
+    EXPECT_EQ(cfg.routing.rules[2].name, "rule3");
+    EXPECT_FALSE(cfg.routing.rules[2].key_name.has_value());
+}
+
+TEST(config_rules, a_bad_rule_stops_start_up_naming_it) {
+    const auto error = [](std::string_view rules) { return error_of(with_models(rules)); };
+    EXPECT_NE(error("[[routing.rules]]\nname = \"r\"\nwhen = { key_nme = \"a\" }\nuse = \"auto\"\n")
+                  .find("unknown key routing.rules.r.when.key_nme"),
+              std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nname = \"r\"\nwhn = { key_name = \"a\" }\nuse = \"auto\"\n")
+                  .find("unknown key routing.rules.r.whn"),
+              std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nwhen = { key_name = \"a\" }\nuse = \"gpt-5\"\n")
+                  .find("routing.rules.rule1.use = \"gpt-5\""),
+              std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nname = \"r\"\nwhen = { key_name = \"a\" }\n")
+                  .find("routing.rules.r.use is missing"),
+              std::string::npos);
+    EXPECT_NE(
+        error("[[routing.rules]]\nname = \"re\"\nwhen = { message_regex = \"(unclosed\" }\nuse = \"auto\"\n")
+            .find("routing.rules.re.when.message_regex"),
+        std::string::npos);
+    // A back-reference cannot run without backtracking: refused.
+    EXPECT_NE(
+        error("[[routing.rules]]\nname = \"br\"\nwhen = { message_regex = \"(a)\\\\1\" }\nuse = \"auto\"\n")
+            .find("routing.rules.br.when.message_regex"),
+        std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nname = \"g\"\nwhen = { key_name = \"\" }\nuse = \"auto\"\n")
+                  .find("routing.rules.g.when.key_name"),
+              std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nname = \"h\"\nwhen = { header = \"x-team\" }\nuse = \"auto\"\n")
+                  .find("routing.rules.h.when.header"),
+              std::string::npos);
+    EXPECT_NE(
+        error("[[routing.rules]]\nname = \"s\"\nwhen = { header = \"Authorization: Bearer sk-*\" }\nuse = "
+              "\"auto\"\n")
+            .find("carries the key's secret"),
+        std::string::npos);
+    EXPECT_NE(
+        error(
+            "[[routing.rules]]\nname = \"b\"\nwhen = { min_prompt_tokens = 10, max_prompt_tokens = 9 }\nuse "
+            "= \"auto\"\n")
+            .find("routing.rules.b.when: min_prompt_tokens 10 is above max_prompt_tokens 9"),
+        std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nname = \"t\"\nwhen = { has_tools = \"yes\" }\nuse = \"auto\"\n")
+                  .find("routing.rules.t.when.has_tools"),
+              std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nname = \"d\"\nuse = \"auto\"\n[[routing.rules]]\nname = \"d\"\nuse = "
+                    "\"auto\"\n")
+                  .find("\"d\" is used twice"),
+              std::string::npos);
+    EXPECT_NE(error("[[routing.rules]]\nname = \"n\"\nwhen = { max_prompt_tokens = -1 }\nuse = \"auto\"\n")
+                  .find("routing.rules.n.when.max_prompt_tokens"),
+              std::string::npos);
+}
+
+TEST(config_rules, use_may_name_a_model_a_configured_role_or_auto_but_not_an_empty_role) {
+    EXPECT_EQ(error_of(with_models("[[routing.rules]]\nuse = \"gpt\"\n")), "");
+    EXPECT_EQ(error_of(with_models("[[routing.rules]]\nuse = \"cloud_large\"\n")), "");
+    EXPECT_EQ(error_of(with_models("[[routing.rules]]\nuse = \"auto\"\n")), "");
+    // Only the local demo model: no cloud_large model for the rule to use.
+    EXPECT_NE(error_of("[[routing.rules]]\nuse = \"cloud_large\"\n").find("routing.rules.rule1.use"),
+              std::string::npos);
+}
+
+TEST(config_rules, regex_pattern_size_and_repeat_counts_are_bounded_on_both_sides) {
+    const auto rule = [](const std::string& pattern) {
+        return with_models("[[routing.rules]]\nname = \"x\"\nwhen = { message_regex = '" + pattern +
+                           "' }\nuse = \"auto\"\n");
+    };
+    EXPECT_EQ(error_of(rule(std::string(512, 'a'))), "");
+    EXPECT_NE(error_of(rule(std::string(513, 'a'))).find("1 to 512 bytes"), std::string::npos);
+    EXPECT_EQ(error_of(rule("a{100}")), "");
+    EXPECT_NE(error_of(rule("a{2,101}")).find("a repeat count above 100"), std::string::npos);
+    EXPECT_EQ(error_of(rule("\\{1000\\}")), "");         // escaped braces are text
+    EXPECT_EQ(error_of(rule("((a{10}){10}){10}")), "");  // 1000 copies
+    EXPECT_NE(error_of(rule("((a{10}){10}){100}")).find("too large once its repeats are expanded"),
+              std::string::npos);
+    // Patterns whose automaton is too big are refused at load, not slow at run time.
+    EXPECT_NE(error_of(rule("[ab]*a[ab]{20}")).find("more than 4096 states"), std::string::npos);
+}
+
+TEST(config_balance, weight_and_balance_are_checked_on_both_sides) {
+    const auto weighted = [](std::string_view weight) {
+        return error_of(std::string(k_two_models) + "weight = " + std::string(weight) + "\n");
+    };
+    EXPECT_EQ(weighted("0"), "");
+    EXPECT_EQ(weighted("1000000"), "");
+    EXPECT_NE(weighted("-1").find("models.weight = -1"), std::string::npos);
+    EXPECT_NE(weighted("1000001").find("models.weight"), std::string::npos);
+    EXPECT_EQ(parse_config(k_two_models).models[1].weight, 1);
+    EXPECT_NE(
+        error_of(with_models("[routing]\nbalance = \"random\"\n")).find("weighted, least_busy, latency"),
+        std::string::npos);
+    EXPECT_EQ(parse_config(with_models(""), {{"SLUICE_ROUTING_BALANCE", "latency"}}).routing.balance,
+              "latency");
+    EXPECT_EQ(parse_config(with_models(""), {{"SLUICE_MODELS_GPT_WEIGHT", "3"}}).models[1].weight, 3);
+}

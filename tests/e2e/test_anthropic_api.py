@@ -28,6 +28,7 @@ EXTRA_MODELS = ('[[models]]\nname = "local"\nrole = "local_small"\nprovider = "l
 def anthropic_model(upstream):
     return ('[[models]]\nname = "claude"\nrole = "cloud_large"\nprovider = "anthropic"\n'
             f'base_url = "{upstream.base_url}/v1"\nmodel = "scripted"\napi_key_env = "SLUICE_TEST_UPSTREAM_KEY"\n'
+            'weight = 0\n'
             'aliases = ["claude-*", "*haiku*"]\n')
 
 

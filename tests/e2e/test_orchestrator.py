@@ -22,9 +22,9 @@ def backup(tmp_path):
 
 
 def start_pair(start_sluice, primary_url, backup_url, primary_extra=None, backup_role="cloud_large"):
-    """`cloud` (first choice for cloud_large) and `backup` (stands in for it)."""
+    """`cloud` (first choice for cloud_large) and `backup` (stands in for it: weight 0 takes no share)."""
     toml = model_toml("cloud", primary_url, **(primary_extra or {}))
-    toml += model_toml("backup", backup_url, role=backup_role)
+    toml += model_toml("backup", backup_url, role=backup_role, weight=0)
     return start_sluice(None, extra_toml=toml)
 
 
@@ -193,7 +193,7 @@ def test_fallback_on_a_first_byte_timeout(upstream, backup, start_sluice):
 
 
 def test_fallback_after_heartbeats_keeps_the_stream(upstream, backup, start_sluice):
-    toml = model_toml("cloud", upstream.base_url) + model_toml("backup", backup.base_url)
+    toml = model_toml("cloud", upstream.base_url) + model_toml("backup", backup.base_url, weight=0)
     s = start_sluice(None, server={"heartbeat_interval_s": 1}, extra_toml=toml)
     upstream.script(status=500, first_byte_delay_ms=1500)
     status, headers, raw = call(s, "POST", "/api/v1/chat/stream", {"message": "hi", **CLOUD})

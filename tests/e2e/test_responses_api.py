@@ -27,7 +27,8 @@ CODEX = os.path.join(TESTS_DIR, "node_modules", "@openai", "codex-linux-x64", "v
 def anthropic_model(upstream):
     """A second cloud model that speaks Anthropic's wire to the same scripted upstream."""
     return ('[[models]]\nname = "claude"\nrole = "cloud_large"\nprovider = "anthropic"\n'
-            f'base_url = "{upstream.base_url}/v1"\nmodel = "scripted"\napi_key_env = "SLUICE_TEST_UPSTREAM_KEY"\n')
+            f'base_url = "{upstream.base_url}/v1"\nmodel = "scripted"\napi_key_env = "SLUICE_TEST_UPSTREAM_KEY"\n'
+            'weight = 0\n')
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ LOCAL_MODEL = ('[[models]]\nname = "local"\nrole = "local_small"\nprovider = "ll
 def anthropic_model(upstream):
     """A second cloud model that speaks Anthropic's wire to the same scripted upstream."""
     return ('[[models]]\nname = "claude"\nrole = "cloud_large"\nprovider = "anthropic"\n'
-            f'base_url = "{upstream.base_url}/v1"\nmodel = "scripted"\napi_key_env = "SLUICE_TEST_UPSTREAM_KEY"\n')
+            f'base_url = "{upstream.base_url}/v1"\nmodel = "scripted"\napi_key_env = "SLUICE_TEST_UPSTREAM_KEY"\n'
+            'weight = 0\n')
 
 
 @pytest.fixture(scope="module")
