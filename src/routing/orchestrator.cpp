@@ -48,7 +48,11 @@ class timed_provider final : public provider {
     int count_tokens(const std::string& text) const override { return inner_->count_tokens(text); }
     bool counting_is_costly() const override { return inner_->counting_is_costly(); }
 
-    boost::asio::awaitable<void> stream(chat_request request, chunk_sink sink) override {
+    boost::asio::awaitable<std::optional<int>> count_input_tokens(const chat_request& request) override {
+        return inner_->count_input_tokens(request);
+    }
+
+    boost::asio::awaitable<void> stream(const chat_request& request, chunk_sink sink) override {
         chunk_sink timed = [latency = latency_, index = index_, clock = clock_, started = clock_(),
                             first = true, sink = std::move(sink)](chunk_batch& batch) mutable {
             if (first && has_content(batch)) {
@@ -57,7 +61,7 @@ class timed_provider final : public provider {
             }
             return sink(batch);
         };
-        return inner_->stream(std::move(request), std::move(timed));
+        return inner_->stream(request, std::move(timed));
     }
 
   private:

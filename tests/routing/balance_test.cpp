@@ -22,7 +22,7 @@ class loaded_model : public provider {
     const model_config& config() const override { return cfg_; }
     provider_status status() const override { return {.active = active}; }
     int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
-    boost::asio::awaitable<void> stream(chat_request, chunk_sink) override { co_return; }
+    boost::asio::awaitable<void> stream(const chat_request&, chunk_sink) override { co_return; }
 
     int active = 0;
 
