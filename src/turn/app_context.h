@@ -13,6 +13,7 @@ namespace sluice {
 
 class orchestrator;
 class session_locks;
+class stream_registry;
 class usage_ledger;
 
 struct app_context {
@@ -23,6 +24,7 @@ struct app_context {
     orchestrator* routing = nullptr;      // who answers each request (set by serve)
     session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
     usage_ledger* usage = nullptr;        // batched usage writes (set by serve)
+    stream_registry* streams = nullptr;   // the logs of resumable streams (set by serve)
     // CPU-heavy work of a request (tokenizing a big prompt to trim it), off the io threads; null:
     // done in place (tests).
     boost::asio::thread_pool* compute_pool = nullptr;
