@@ -112,6 +112,12 @@ int run_serve(const config& cfg) {
                                 std::chrono::seconds{cfg.server.request_timeout_s + cfg.resume.ttl_s}};
         app.routing = &routing;
         app.streams = &streams;
+        // A producer ends before the server does: at shutdown it is cut with the connections,
+        // storing its partial answer as a cut stream does.
+        app.spawn_detached = [&server](boost::asio::any_io_executor executor,
+                                       boost::asio::awaitable<void> task) {
+            server.spawn_detached(std::move(executor), std::move(task));
+        };
         app.sessions = &sessions;
         app.usage = &usage;
         app.compute_pool = &compute_pool;

@@ -290,7 +290,11 @@ net::awaitable<void> stream_resumable(app_context& app, exchange& ex,
     if (!reply) log->attach_reader();
     const auto executor = co_await net::this_coro::executor;
     auto producing = produce_to_log(app, log, stream_id, keep, std::move(flight));
-    net::co_spawn(executor, std::move(producing), [](const std::exception_ptr&) {});
+    if (app.spawn_detached) {
+        app.spawn_detached(executor, std::move(producing));
+    } else {
+        net::co_spawn(executor, std::move(producing), [](const std::exception_ptr&) {});
+    }
     if (reply) {
         co_await ex.respond(std::move(*reply));
         co_return;

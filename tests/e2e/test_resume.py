@@ -384,3 +384,16 @@ def test_the_openai_sdk_resumes_retrieves_and_cancels_background_responses(upstr
     assert cancelled["running_status"] == "in_progress"
     assert cancelled["status"] == cancelled["later_status"] == "cancelled"
     assert cancelled["output_text"].startswith("w0 ") and len(cancelled["output_text"]) < len("".join(WORDS))
+
+
+def test_shutdown_cuts_a_resumable_stream_that_has_no_client_and_stores_it(upstream, start_sluice):
+    """SIGTERM while a resumable answer runs on with no client: it gets the grace like any stream,
+    then is cut, its partial answer stored, and the process exits 0."""
+    s = start_sluice(upstream, server={"shutdown_grace_s": 1})
+    upstream.script(chunks=WORDS, chunk_delay_ms=300)  # 9 s: longer than the grace
+    read_then_drop(chat(s, {"message": "slow", "session_id": "cut-1", "resumable": True}), 2)
+    started = time.monotonic()
+    assert s.stop(timeout=15) == 0
+    assert time.monotonic() - started < 8
+    assert re.search(r"chat key=\S+ session=cut-1 model=cloud finish=cancelled .* resumable error: server shutting down",
+                     s.log_text()), s.log_text()[-2000:]
