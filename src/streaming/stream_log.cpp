@@ -271,6 +271,7 @@ void stream_registry::finished(std::string_view id, clock::time_point now) {
     std::lock_guard lock{mutex_};
     const auto it = items_.find(std::string(id));
     if (it != items_.end() && !it->second.finished) it->second.finished = now;
+    sweep_locked(now);  // so that expired logs go even when no stream is made or looked up
 }
 
 std::size_t stream_registry::running() const {
