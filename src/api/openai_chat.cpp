@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "api/openai_chat.h"
+#include "api/seed_api.h"
 #include "api/seed_request.h"
 #include "http/router.h"
 #include "turn/chat_turn.h"
@@ -74,6 +75,7 @@ net::awaitable<void> chat_completions(app_context& app, exchange& ex) {
     shape.params.seed = request.seed;
     turn.max_tokens = request.max_tokens;
     turn.streaming = request.stream;
+    turn.resumable = request.resumable || asks_resumable(http_req);
     auto format = make_openai_chat_wire_format(request.include_usage);
     return run_chat_turn(app, ex, std::move(turn), std::move(format));
 }

@@ -33,6 +33,7 @@ struct openai_chat_request {
     std::string extra;           // members sluice does not interpret, as one JSON object's text
     std::string model = "auto";  // as asked: a configured name, auto, local_small, cloud_large
     bool stream = false;
+    bool resumable = false;         // sluice's own member: the stream may be resumed after a disconnect
     bool include_usage = false;     // stream_options.include_usage
     std::optional<int> max_tokens;  // max_completion_tokens wins over the older max_tokens
     std::optional<double> temperature;

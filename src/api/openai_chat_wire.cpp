@@ -251,7 +251,7 @@ std::optional<api_error> parse_response_format(const json::value* value, respons
 
 // What sluice reads itself; every other member goes to OpenAI-compatible upstreams unchanged.
 bool is_interpreted(std::string_view key) {
-    static constexpr std::array<std::string_view, 15> k_known = {"model",
+    static constexpr std::array<std::string_view, 16> k_known = {"model",
                                                                  "messages",
                                                                  "stream",
                                                                  "stream_options",
@@ -265,7 +265,8 @@ bool is_interpreted(std::string_view key) {
                                                                  "tools",
                                                                  "tool_choice",
                                                                  "parallel_tool_calls",
-                                                                 "response_format"};
+                                                                 "response_format",
+                                                                 "resumable"};
     return std::find(k_known.begin(), k_known.end(), key) != k_known.end();
 }
 
@@ -305,6 +306,10 @@ std::optional<api_error> parse_options(const json::object& body, openai_chat_req
     if (const auto* stream = body.if_contains("stream"); !is_absent(stream)) {
         if (!stream->is_bool()) return bad_request("stream must be a boolean");
         out.stream = stream->get_bool();
+    }
+    if (const auto* resumable = body.if_contains("resumable"); !is_absent(resumable)) {
+        if (!resumable->is_bool()) return bad_request("resumable must be a boolean");
+        out.resumable = resumable->get_bool();
     }
     if (const auto* options = body.if_contains("stream_options"); !is_absent(options)) {
         if (!options->is_object()) return bad_request("stream_options must be an object");

@@ -14,11 +14,15 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
+#include <mutex>
+#include <unordered_map>
 
 #include "api/openai_chat.h"
 #include "core/blocking.h"
 #include "core/ids.h"
 #include "http/router.h"
+#include "streaming/log_reader.h"
+#include "streaming/stream_log.h"
 #include "turn/chat_turn.h"
 
 namespace sluice {
@@ -40,6 +44,41 @@ std::int64_t now_ms() {
 
 std::string key_of(const exchange& ex) {
     return ex.key() ? ex.key()->id : std::string{};
+}
+
+// Background responses not finished yet, for GET /v1/responses/{id} before the stored copy exists:
+// what does not change while the stream runs (id, created_at, echo, key), never the live items.
+class running_responses {
+  public:
+    void add(const response_state& state, std::string model) {
+        auto copy = std::make_shared<response_state>();
+        copy->id = state.id;
+        copy->created_at = state.created_at;
+        copy->echo = state.echo;
+        copy->key_id = state.key_id;
+        std::lock_guard lock{mutex_};
+        running_[state.id] = {std::move(copy), std::move(model)};
+    }
+    void remove(const std::string& id) {
+        std::lock_guard lock{mutex_};
+        running_.erase(id);
+    }
+    // The in_progress object of a running background response of `key_id`; empty when none.
+    std::string in_progress(const std::string& id, const std::string& key_id) const {
+        std::lock_guard lock{mutex_};
+        const auto it = running_.find(id);
+        if (it == running_.end() || !constant_time_equal(it->second.first->key_id, key_id)) return {};
+        return json::serialize(response_object(*it->second.first, nullptr, it->second.second, "in_progress"));
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::pair<std::shared_ptr<response_state>, std::string>> running_;
+};
+
+running_responses& running() {
+    static running_responses responses;
+    return responses;
 }
 
 // What a request needs once the previous response's conversation is loaded.
@@ -78,6 +117,7 @@ net::awaitable<void> record_response(app_context& app, std::shared_ptr<response_
     } catch (const std::exception& e) {
         spdlog::warn("response {}: not stored: {}", record.id, e.what());
     }
+    running().remove(record.id);  // GET finds the stored copy from here on
 }
 
 // The responses that previous_response_id names, oldest first; null when the first is not there (or
@@ -234,6 +274,28 @@ net::awaitable<void> create_response(app_context& app, exchange& ex) {
     state->previous_response_id = request.previous_response_id;
     state->input_items = std::move(request.input_items);
     turn.on_outcome = [&app, state](const stream_outcome& out) { return record_response(app, state, out); };
+    if (request.background) {
+        if (!request.store || !app.streams) {
+            auto res = openai_error_response(
+                http_req,
+                {.code = 400, .message = "background responses must be stored: store cannot be false"});
+            return ex.respond(std::move(res));
+        }
+        // The answer runs to its end whoever reads it; its events are the log of stream `resp_...`.
+        turn.resumable = true;
+        turn.background = true;
+        turn.streaming = true;
+        turn.stream_id = state->id;
+        running().add(*state, request.model);
+        if (!request.stream) {
+            turn.background_reply = [state, model = request.model, version = http_req.version()] {
+                http_response res{http_status::ok, version};
+                res.set(boost::beast::http::field::content_type, "application/json");
+                res.body() = json::serialize(response_object(*state, nullptr, model, "queued"));
+                return res;
+            };
+        }
+    }
     pending->format = make_responses_wire_format(std::move(state));
     if (request.previous_response_id.empty() && request.references.empty())
         return run_chat_turn(app, ex, std::move(turn), std::move(pending->format));
@@ -266,7 +328,80 @@ net::awaitable<std::optional<stored_response>> find_owned(app_context& app, exch
     co_return found;
 }
 
+// `name`'s value in a query string (no percent-decoding: the values here are ids and words).
+std::string_view query_value(std::string_view query, std::string_view name);
+
+// GET /v1/responses/{id}?stream=true[&starting_after=N]: a background response's events after
+// sequence number N (event id N + 1: the log numbers events from 1, the wire from 0), then live.
+net::awaitable<void> stream_response(app_context& app, exchange& ex) {
+    const std::string id{ex.param("id")};
+    std::shared_ptr<stream_log> log;
+    if (app.streams) log = app.streams->find(id, key_of(ex));
+    const auto after_text = query_value(ex.query(), "starting_after");
+    std::int64_t after = -1;
+    std::optional<api_error> error;
+    if (!after_text.empty()) {
+        const auto [end, ec] =
+            std::from_chars(after_text.data(), after_text.data() + after_text.size(), after);
+        if (ec != std::errc{} || end != after_text.data() + after_text.size() || after < -1)
+            error = api_error{.code = 400, .message = "starting_after must be a sequence number"};
+    }
+    const auto after_id = static_cast<std::uint64_t>(after + 1);
+    if (!error && !log)
+        error = api_error{.code = 404,
+                          .message = "No streamable response found with id '" + id +
+                                     "' (only background responses can be streamed again, while kept)."};
+    if (!error && !log->resumable_after(after_id))
+        error = api_error{.code = 400,
+                          .message = "starting_after names no event this response's stream still holds"};
+    if (error) {
+        auto res = openai_error_response(ex.request(), *error);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    log_reader_options options{.stream_id = id,
+                               .route = {},
+                               .heartbeat = std::chrono::seconds{app.cfg.server.heartbeat_interval_s},
+                               .retry = std::chrono::milliseconds{app.cfg.resume.retry_ms},
+                               .resumed = true};
+    co_await serve_stream_log(ex, std::move(log), after_id, std::move(options));
+}
+
 net::awaitable<void> get_response(app_context& app, exchange& ex) {
+    if (query_value(ex.query(), "stream") == "true") {
+        co_await stream_response(app, ex);
+        co_return;
+    }
+    auto running_body = running().in_progress(std::string(ex.param("id")), key_of(ex));
+    // Only while its producer runs (a turn refused before it started leaves no log).
+    std::shared_ptr<stream_log> live;
+    if (!running_body.empty() && app.streams) live = app.streams->find(ex.param("id"), key_of(ex));
+    if (live && !live->finished()) {
+        co_await ex.respond_json(http_status::ok, std::move(running_body));
+        co_return;
+    }
+    auto found = co_await find_owned(app, ex);
+    if (!found) co_return;
+    auto body = std::move(found->response);
+    co_await ex.respond_json(http_status::ok, std::move(body));
+}
+
+// POST /v1/responses/{id}/cancel: a running background response stops (the upstream or the local
+// decoding with it), keeps what it had and is stored as cancelled; the answer is that response. A
+// finished one is answered as it is.
+net::awaitable<void> cancel_response(app_context& app, exchange& ex) {
+    std::shared_ptr<stream_log> log;
+    if (app.streams) log = app.streams->find(ex.param("id"), key_of(ex));
+    if (log && !log->finished()) {
+        log->cancel();
+        // The producer stores the response before it finishes the log.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+        while (!log->finished() && std::chrono::steady_clock::now() < deadline) {
+            const auto seen = log->version();
+            if (log->finished()) break;
+            co_await log->wait_change(seen, std::chrono::milliseconds{200});
+        }
+    }
     auto found = co_await find_owned(app, ex);
     if (!found) co_return;
     auto body = std::move(found->response);
@@ -294,7 +429,6 @@ net::awaitable<void> delete_response(app_context& app, exchange& ex) {
     co_await ex.respond_json(http_status::ok, std::move(body));
 }
 
-// `name`'s value in a query string (no percent-decoding: the values here are ids and words).
 std::string_view query_value(std::string_view query, std::string_view name) {
     while (!query.empty()) {
         const auto amp = query.find('&');
@@ -362,6 +496,9 @@ void add_responses_routes(router& routes, app_context& app) {
     routes.add(
         http_verb::get, "/v1/responses/{id}", [&app](exchange& ex) { return get_response(app, ex); },
         options);
+    routes.add(
+        http_verb::post, "/v1/responses/{id}/cancel",
+        [&app](exchange& ex) { return cancel_response(app, ex); }, options);
     routes.add(
         http_verb::delete_, "/v1/responses/{id}", [&app](exchange& ex) { return delete_response(app, ex); },
         options);

@@ -37,6 +37,7 @@ struct responses_request {
     std::string model = "auto";
     bool stream = false;
     bool store = true;
+    bool background = false;  // runs to its end whether or not a client stays (resumable)
     std::string previous_response_id;
     std::optional<int> max_output_tokens;
     std::optional<double> temperature;

@@ -389,6 +389,7 @@ std::optional<api_error> parse_options(const json::object& body, responses_reque
     if (auto error = parse_bool(body, "stream", out.stream)) return error;
     if (auto error = parse_bool(body, "store", out.store)) return error;
     out.echo["store"] = out.store;
+    if (auto error = parse_bool(body, "background", out.background)) return error;
     if (const auto* previous = body.if_contains("previous_response_id"); !is_absent(previous)) {
         if (!previous->is_string() || previous->get_string().empty())
             return bad_request("previous_response_id must be a string");
@@ -456,6 +457,7 @@ std::variant<responses_request, api_error> parse_responses_request(std::string_v
         {"truncation", "disabled"},   {"user", nullptr},
         {"background", false},        {"service_tier", "default"}};
     if (auto error = parse_options(object, request)) return *error;
+    request.echo["background"] = request.background;
 
     if (const auto* instructions = object.if_contains("instructions"); !is_absent(instructions)) {
         if (!instructions->is_string()) return bad_request("instructions must be a string");

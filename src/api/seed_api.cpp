@@ -57,6 +57,17 @@ http_response seed_chat_error(const http_request& request, const api_error& erro
     return json_seed_error(request, error, session_id_of(request.body()));
 }
 
+}  // namespace
+
+bool asks_resumable(const http_request& request) {
+    const auto it = request.find("X-Sluice-Resumable");
+    if (it == request.end()) return false;
+    const std::string_view value{it->value()};
+    return value == "1" || value == "true";
+}
+
+namespace {
+
 // Not a coroutine: the request is checked here and then run_chat_turn's coroutines run on their
 // own, so no frame of this layer waits for the stream.
 net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_stream) {
@@ -76,6 +87,7 @@ net::awaitable<void> handle_chat(app_context& app, exchange& ex, bool always_str
                    .streaming = always_stream || seed.stream};
     turn.request.messages.push_back({.role = "user", .content = std::move(seed.message)});
     turn.request.params.temperature = seed.temperature.value_or(k_default_temperature);
+    turn.resumable = seed.resumable || asks_resumable(request);
     auto format = make_seed_wire_format(turn.streaming);
     return run_chat_turn(app, ex, std::move(turn), std::move(format));
 }

@@ -13,4 +13,7 @@ void add_chat_routes(router& routes, app_context& app);
 // one error event + [DONE] (session_id taken from the body when it holds a valid one).
 http_response seed_sse_error(const http_request& request, const api_error& error);
 
+// The header `X-Sluice-Resumable: 1` (or `true`): the stream is to be resumable, whatever the API.
+bool asks_resumable(const http_request& request);
+
 }  // namespace sluice

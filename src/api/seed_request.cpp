@@ -163,6 +163,10 @@ std::variant<seed_request, api_error> parse_seed_request(std::string_view body,
         if (!stream->is_bool()) return bad_request("stream must be a boolean");
         out.stream = stream->get_bool();
     }
+    if (const auto* resumable = field(object, "resumable")) {
+        if (!resumable->is_bool()) return bad_request("resumable must be a boolean");
+        out.resumable = resumable->get_bool();
+    }
     return out;
 }
 

@@ -21,6 +21,7 @@ struct seed_request {
     std::optional<std::string> model_type;  // "auto" | "local_small" | "cloud_large"; nullopt: absent
     std::optional<std::string> preferred_model;
     bool stream = false;
+    bool resumable = false;  // sluice's own: the stream may be resumed after a disconnect
 };
 
 bool is_well_formed_utf8(std::string_view text);

@@ -16,6 +16,7 @@
 #include "api/responses.h"
 #include "api/seed_api.h"
 #include "api/sessions_api.h"
+#include "api/streams_api.h"
 #include "api/ui.h"
 #include "api/usage_api.h"
 #include "core/ids.h"
@@ -27,6 +28,7 @@
 #include "providers/openai_provider.h"
 #include "routing/orchestrator.h"
 #include "store/store.h"
+#include "streaming/stream_log.h"
 #include "turn/app_context.h"
 #include "turn/session_locks.h"
 #include "turn/usage_ledger.h"
@@ -105,7 +107,17 @@ int run_serve(const config& cfg) {
         orchestrator routing{cfg, app.providers};
         session_locks sessions{*db, store_pool, std::chrono::milliseconds{cfg.routing.session_lock_ttl_ms}};
         usage_ledger usage{*db, store_pool};
+        // The request deadline bounds how long a producer runs; a finished log stays resume.ttl_s.
+        stream_registry streams{cfg.resume.max_bytes, std::chrono::seconds{cfg.resume.ttl_s},
+                                std::chrono::seconds{cfg.server.request_timeout_s + cfg.resume.ttl_s}};
         app.routing = &routing;
+        app.streams = &streams;
+        // A producer ends before the server does: at shutdown it is cut with the connections,
+        // storing its partial answer as a cut stream does.
+        app.spawn_detached = [&server](boost::asio::any_io_executor executor,
+                                       boost::asio::awaitable<void> task) {
+            server.spawn_detached(std::move(executor), std::move(task));
+        };
         app.sessions = &sessions;
         app.usage = &usage;
         app.compute_pool = &compute_pool;
@@ -116,6 +128,7 @@ int run_serve(const config& cfg) {
         add_anthropic_routes(routes, app);
         add_ui_routes(routes);
         add_session_routes(routes, app);
+        add_stream_routes(routes, app);
         add_usage_routes(routes, app);
         add_metrics_route(routes, app, [&routing] { return routing.models_status(); });
         try {
@@ -125,6 +138,11 @@ int run_serve(const config& cfg) {
             return 1;
         }
         clean = server.run();
+        if (streams.running() > 0) {
+            // A resumable stream's producer outlives connections: one still running holds its turn.
+            spdlog::warn("{} resumable stream(s) still running at shutdown", streams.running());
+            clean = false;
+        }
         try {
             usage.flush();  // here, not only in its destructor: an unclean stop leaves with _Exit below
         } catch (const std::exception& e) {

@@ -210,6 +210,16 @@ const std::vector<field<limits_config>>& limits_fields() {
     return fields;
 }
 
+const std::vector<field<resume_config>>& resume_fields() {
+    static const std::vector<field<resume_config>> fields = {
+        make_field("max_bytes", &resume_config::max_bytes, 1024, 1024.0 * 1024 * 1024),
+        make_field("keep_s", &resume_config::keep_s, 0, 86400),
+        make_field("ttl_s", &resume_config::ttl_s, 1, 86400 * 7),
+        make_field("retry_ms", &resume_config::retry_ms, 0, 3600000),
+    };
+    return fields;
+}
+
 const std::vector<field<model_config>>& model_fields() {
     static const std::vector<field<model_config>> fields = {
         make_field("name", &model_config::name),
@@ -476,6 +486,7 @@ void apply_environment(config& cfg, const std::map<std::string, std::string>& en
         if (apply_env_section(cfg.routing, routing_fields(), "SLUICE_ROUTING_", "routing.", name, text))
             continue;
         if (apply_env_section(cfg.limits, limits_fields(), "SLUICE_LIMITS_", "limits.", name, text)) continue;
+        if (apply_env_section(cfg.resume, resume_fields(), "SLUICE_RESUME_", "resume.", name, text)) continue;
         // SLUICE_MODELS_<NAME>_<KEY>, NAME upper-cased with non-alphanumerics as '_'.
         for (auto& model : cfg.models) {
             const auto prefix = "SLUICE_MODELS_" + upper_key(model.name) + "_";
@@ -560,6 +571,8 @@ config from_table(const toml::table& root) {
             apply_table(cfg.routing, routing_fields(), routing, "routing.");
         } else if (section == "limits") {
             apply_table(cfg.limits, limits_fields(), need_table(), "limits.");
+        } else if (section == "resume") {
+            apply_table(cfg.resume, resume_fields(), need_table(), "resume.");
         } else if (section == "models") {
             if (!node.is_array_of_tables()) fail("models", render(node), "[[models]] tables");
             for (const auto& entry : *node.as_array()) {
@@ -569,7 +582,7 @@ config from_table(const toml::table& root) {
             }
         } else {
             throw config_error("config: unknown section [" + section +
-                               "] (known sections: server, store, models, routing, limits)");
+                               "] (known sections: server, store, models, routing, limits, resume)");
         }
     }
     return cfg;

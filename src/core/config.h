@@ -118,6 +118,17 @@ struct routing_config {
     std::vector<routing_rule> rules;  // [[routing.rules]], checked in order before the auto policy
 };
 
+// Resumable streams ("resumable": true, Responses API background): each keeps its events in a log
+// that clients replay after an event id (docs/API.md, "Resuming a stream").
+struct resume_config {
+    // A stream's log holds at most this many bytes of events; past it the stream is no longer
+    // resumable (an event says so) and the log keeps only the newest events for its live readers.
+    std::size_t max_bytes = 1024 * 1024;
+    int keep_s = 30;      // with no client attached the answer goes on this long, then is cancelled
+    int ttl_s = 300;      // a finished stream stays resumable this long
+    int retry_ms = 1000;  // the SSE `retry:` hint: how soon a client should reconnect
+};
+
 struct limits_config {  // per API key; 0 = no limit
     int requests_per_minute = 0;
     int tokens_per_minute = 0;
@@ -130,6 +141,7 @@ struct config {
     std::vector<model_config> models;
     routing_config routing;
     limits_config limits;
+    resume_config resume;
     std::string source = "embedded defaults";  // where it came from, for the start-up log
 };
 

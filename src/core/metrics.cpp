@@ -268,6 +268,16 @@ registry::registry()
       route_decisions_("sluice_route_decisions_total", "Routing decisions, by chosen role and reason.",
                        {"role", "reason"}),
       tool_calls_("sluice_tool_calls_total", "Tool calls made by the models, by model.", {"model"}),
+      resumable_streams_family_("sluice_resumable_streams_total",
+                                "Streams started resumable (their events kept in a stream log).", {}),
+      resumable_streams_(resumable_streams_family_.with({})),
+      resumed_streams_family_(
+          "sluice_resumed_streams_total",
+          "Reconnects that resumed a stream from its log (Last-Event-ID, starting_after).", {}),
+      resumed_streams_(resumed_streams_family_.with({})),
+      replayed_events_family_("sluice_replayed_events_total",
+                              "Events sent again from a stream log to a reconnecting client.", {}),
+      replayed_events_(replayed_events_family_.with({})),
       circuit_state_("sluice_circuit_state", "Circuit breaker per model: 0 closed, 1 open, 2 half-open.",
                      {"model"}),
       local_queue_depth_("sluice_local_queue_depth", "Local requests waiting for a decoding slot.",
@@ -282,6 +292,9 @@ registry::registry()
                 &upstream_errors_,
                 &route_decisions_,
                 &tool_calls_,
+                &resumable_streams_family_,
+                &resumed_streams_family_,
+                &replayed_events_family_,
                 &circuit_state_,
                 &local_queue_depth_} {}
 

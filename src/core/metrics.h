@@ -174,6 +174,12 @@ class registry {
     counter& route_decisions(model_role role, std::string_view reason);
     // sluice_tool_calls_total{model}: tool calls the models made (each call once, whatever the API).
     counter& tool_calls(std::string_view model);
+    // sluice_resumable_streams_total: streams started with "resumable" (or background responses).
+    counter& resumable_streams() { return resumable_streams_; }
+    // sluice_resumed_streams_total: reconnects that resumed a stream from its log.
+    counter& resumed_streams() { return resumed_streams_; }
+    // sluice_replayed_events_total: events sent again from a log to a reconnecting client.
+    counter& replayed_events() { return replayed_events_; }
     // sluice_circuit_state{model}: k_circuit_closed / k_circuit_open / k_circuit_half_open.
     gauge& circuit_state(std::string_view model);
     // sluice_local_queue_depth{model}: local requests waiting for a decoding slot.
@@ -198,6 +204,12 @@ class registry {
     family<counter> upstream_errors_;
     family<counter> route_decisions_;
     family<counter> tool_calls_;
+    family<counter> resumable_streams_family_;
+    counter& resumable_streams_;
+    family<counter> resumed_streams_family_;
+    counter& resumed_streams_;
+    family<counter> replayed_events_family_;
+    counter& replayed_events_;
     family<gauge> circuit_state_;
     family<gauge> local_queue_depth_;
     std::vector<const family_base*> families_;  // in exposition order

@@ -218,6 +218,27 @@ void http_server::stop() {
     net::post(control_, [this] { begin_shutdown(); });
 }
 
+void http_server::spawn_detached(net::any_io_executor executor, net::awaitable<void> task) {
+    auto slot = std::make_shared<connection_slot>();
+    slot->executor = executor;
+    slot->busy = true;  // never idle: it gets the grace like a stream, then is cut
+    {
+        std::lock_guard lock{connections_mutex_};
+        connections_.push_back(slot);
+    }
+    net::co_spawn(executor, std::move(task),
+                  net::bind_cancellation_slot(slot->cancel.slot(), [this, slot](std::exception_ptr e) {
+                      if (e) {
+                          try {
+                              std::rethrow_exception(e);
+                          } catch (const std::exception& ex) {
+                              spdlog::warn("detached work ended: {}", ex.what());
+                          }
+                      }
+                      connection_done(slot);
+                  }));
+}
+
 void http_server::begin_shutdown() {
     if (draining_.exchange(true)) return;
     boost::system::error_code ec;

@@ -54,6 +54,11 @@ class http_server {
     // Thread-safe: begins the graceful shutdown (stop accepting, finish streams, then cut).
     void stop();
 
+    // Runs `task` (work that outlives its connection: a resumable stream's producer) on `executor`
+    // the way a busy connection runs: shutdown gives it the grace, then cancels it, and run() waits
+    // for it as for a connection. Thread-safe.
+    void spawn_detached(boost::asio::any_io_executor executor, boost::asio::awaitable<void> task);
+
   private:
     struct connection_slot {
         boost::asio::any_io_executor executor;  // its io_context: one thread, no strand needed

@@ -57,6 +57,12 @@ void sse_batch::add_comment(std::string_view text) {
     close_chunk();
 }
 
+void sse_batch::add_raw(std::string_view sse_text) {
+    open_chunk();
+    bytes_.append(sse_text);
+    close_chunk();
+}
+
 void sse_batch::open_chunk() {
     chunk_start_ = bytes_.size();
     bytes_.append(k_size_room, ' ');

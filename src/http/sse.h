@@ -33,6 +33,8 @@ class sse_batch {
     // "event: <name>\ndata: <json>\n\n", for the APIs that name their events (Anthropic's).
     void add_named_event(std::string_view name, std::string_view json);
     void add_comment(std::string_view text);
+    // One event given whole as SSE text ("id: 3\ndata: {...}\n\n", "retry: 1000\n\n"), as its chunk.
+    void add_raw(std::string_view sse_text);
 
     bool empty() const { return bytes_.empty(); }
     void clear() { bytes_.clear(); }

@@ -24,6 +24,7 @@
 #include "core/cancellation.h"
 #include "core/metrics.h"
 #include "routing/orchestrator.h"
+#include "streaming/stream_log.h"
 
 namespace sluice {
 
@@ -274,17 +275,20 @@ http_status to_status(int code) {
 }
 
 struct relay_state {
-    exchange& ex;
+    exchange* ex;  // null: the events go to `log` (a resumable stream, which outlives its clients)
     std::vector<relay_candidate>& candidates;
     const relay_candidate* current;  // the one that answers now; a fallback moves it on
     stream_outcome& out;
-    outcome_hook& on_final;     // relay_stream's parameter
-    wire_format& format;        // how events and answers are written: the API's own bytes
-    sse_writer* sse = nullptr;  // null: collect for one JSON answer
+    outcome_hook& on_final;  // relay_stream's parameter
+    wire_format& format;     // how events and answers are written: the API's own bytes
+    clock::time_point started;
+    stream_log* log = nullptr;         // set when ex is null
+    std::chrono::milliseconds keep{};  // with a log: how long the stream runs on with no reader
+    sse_writer* sse = nullptr;         // null (and no log): collect for one JSON answer
     bool final_reported = false;
     bool responded_whole = false;  // an early error went out as a whole response, not on `sse`
     clock::time_point last_write = clock::now();
-    metrics::stream_timer timer{metrics::get(), ex.started_at()};
+    metrics::stream_timer timer{metrics::get(), started};
     orchestrator* routing = nullptr;
     sse_batch events;                  // the SSE events of one write, reused
     std::size_t max_answer_bytes = 0;  // relay_options::max_answer_bytes
@@ -295,12 +299,14 @@ struct relay_state {
 
     provider& model() const { return *current->model; }
     const stream_identity& id() const { return current->identity; }
+    // Events are written (to the client, or to the log); otherwise the answer is collected.
+    bool streams() const { return sse != nullptr || log != nullptr; }
 
     // Sends the head; it names the model that answers (X-Sluice-Route).
     void open_sse() {
-        auto head = ex.sse_head();
+        auto head = ex->sse_head();
         head.set("X-Sluice-Route", route_header_value(id()));
-        sse = &ex.open_sse(std::move(head));
+        sse = &ex->open_sse(std::move(head));
         sse->set_done_marker(format.done_marker());
     }
 
@@ -347,19 +353,24 @@ struct relay_state {
 
     // The error goes out as a real status when nothing was sent yet, else as in-band events.
     net::awaitable<void> write_error(const api_error& error) {
-        if (!sse || !sse->started()) {
+        if (!log && (!sse || !sse->started())) {
             api_error shown = error;
             shown.code = static_cast<int>(to_status(error.code));
             // A JSON answer that failed part-way says what it had (it was stored).
-            auto res = out.has_content() ? format.partial_error_response(ex.request(), shown, id(), out)
-                                         : format.error_response(ex.request(), shown, id().session_id, &id());
+            auto res = out.has_content()
+                           ? format.partial_error_response(ex->request(), shown, id(), out)
+                           : format.error_response(ex->request(), shown, id().session_id, &id());
             res.set("X-Sluice-Route", route_header_value(id()));
             responded_whole = true;
-            co_await ex.respond(std::move(res));
+            co_await ex->respond(std::move(res));
             co_return;
         }
         events.clear();
         format.error_events(events, error, id());
+        if (log) {
+            append_to_log(events, true);
+            co_return;
+        }
         auto ec = co_await sse->send(events, true);
         if (ec) throw boost::system::system_error(ec, "sse write");
     }
@@ -368,6 +379,11 @@ struct relay_state {
     // it failed, which means the client is gone unless we were cancelled.
     net::awaitable<bool> write(const sse_batch& batch, bool last) {
         out.first_byte_sent = true;
+        if (log) {
+            append_to_log(batch, last);
+            last_write = clock::now();
+            co_return true;
+        }
         auto ec = co_await sse->send(batch, last);
         if (ec) {
             co_await note_failed_write();
@@ -377,6 +393,12 @@ struct relay_state {
         co_return true;
     }
 
+    // A resumable stream's events: the log never refuses them (it stops being resumable instead).
+    void append_to_log(const sse_batch& batch, bool last) {
+        log->append(batch.wire_bytes(), last && format.done_marker());
+        if (last) log->finish();
+    }
+
     // Writes one batch: its deltas as one write; a finish or an error ends the stream (after the
     // deltas before it went out), and so does a cap. True when the stream is over.
     net::awaitable<bool> take_batch(chunk_batch& chunks) {
@@ -384,7 +406,7 @@ struct relay_state {
         stream_chunk* const end = collect(chunks, deltas);
         // Content never waits for the bookkeeping of the end.
         if (deltas) {
-            if (sse) {
+            if (streams()) {
                 const bool written = co_await write(events, false);
                 if (!written) co_return true;
             }
@@ -419,7 +441,7 @@ struct relay_state {
                     deltas = true;
                     capped = take_within_caps(chunk);
                     out.take_content(chunk);
-                    if (sse) format.content(events, id(), chunk, out);
+                    if (streams()) format.content(events, id(), chunk, out);
                     if (capped) return nullptr;  // what follows the cap is dropped
                     break;
                 }
@@ -477,19 +499,19 @@ struct relay_state {
             co_await send_error(*out.error);
             co_return;
         }
-        if (sse) {
+        if (streams()) {
             events.clear();
             format.final(events, id(), out);
             co_await write(events, true);
             co_return;
         }
-        http_response res{http_status::ok, ex.request().version()};
+        http_response res{http_status::ok, ex->request().version()};
         res.set(boost::beast::http::field::content_type, "application/json");
         res.set("X-Sluice-Route", route_header_value(id()));
         res.body() = format.whole(id(), out);
         bool failed = false;
         try {
-            co_await ex.respond(std::move(res));
+            co_await ex->respond(std::move(res));
         } catch (const boost::system::system_error&) {
             failed = true;
         }
@@ -566,6 +588,12 @@ std::string route_header_value(const stream_identity& identity) {
 
 namespace {
 
+// The client leaving; for a resumable stream, the last reader leaving and not coming back in time.
+net::awaitable<void> leave_watch(relay_state& state) {
+    if (state.log) return state.log->wait_until_abandoned(state.keep);
+    return state.ex->wait_for_disconnect();
+}
+
 // The four coroutines of the race, started together when awaited. Not a coroutine: the group of
 // operations moves into the returned awaitable, so it takes no room in relay_stream's frame.
 auto start_race(relay_state& state, relay_channel& channel, clock::duration heartbeat,
@@ -575,7 +603,7 @@ auto start_race(relay_state& state, relay_channel& channel, clock::duration hear
         net::co_spawn(executor, state.consume(channel), net::deferred),
         net::co_spawn(executor, produce(state.candidates, channel, state.routing), net::deferred),
         net::co_spawn(executor, watch(channel, state.last_write, heartbeat, deadline), net::deferred),
-        net::co_spawn(executor, state.ex.wait_for_disconnect(), net::deferred));
+        net::co_spawn(executor, leave_watch(state), net::deferred));
     return race.async_wait(net::experimental::wait_for_one(), net::use_awaitable);
 }
 
@@ -619,12 +647,13 @@ net::awaitable<void> end_timed_out(relay_state& state, const relay_options& opti
 // still ends as a stream should. The partial answer is stored like a cancelled one (usage included),
 // and the client hears why, with the end marker and the end of the body, when it still can.
 net::awaitable<void> end_shut_down(relay_state& state) {
-    state.ex.close_after();
+    if (state.ex) state.ex->close_after();
     if (state.final_reported) co_return;  // the end was already on its way
     state.out.finish_reason = "cancelled";
     state.out.error = api_error{.code = 503, .message = "server shutting down", .retry_after_s = 1};
     co_await state.report_final();
     if (state.sse && (state.sse->broken() || state.sse->finished())) co_return;
+    if (state.log && state.log->finished()) co_return;
     try {
         co_await (state.write_error(*state.out.error) || expire_after(k_shutdown_write_timeout));
     } catch (const std::exception&) {
@@ -633,24 +662,29 @@ net::awaitable<void> end_shut_down(relay_state& state) {
 
 }  // namespace
 
+namespace {
+
 // Its frame lives for the whole stream: whatever is needed only before or after the race is in the
-// functions above, and the state refers to the candidates rather than copying one.
-net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> candidates,
-                                  const relay_options& options, stream_outcome& outcome,
-                                  outcome_hook on_final, orchestrator* routing) {
+// functions above, and the state refers to the candidates rather than copying one. Writes to the
+// client of `ex`, or (ex null) to `log`.
+net::awaitable<void> run_relay(exchange* ex, stream_log* log, std::chrono::milliseconds keep,
+                               clock::time_point started, std::vector<relay_candidate> candidates,
+                               const relay_options& options, stream_outcome& outcome, outcome_hook on_final,
+                               orchestrator* routing) {
     if (candidates.empty()) throw std::invalid_argument("relay_stream: no candidate");
     if (!options.format) throw std::invalid_argument("relay_stream: no wire format");
-    relay_state state{ex, candidates, &candidates.front(), outcome, on_final, *options.format};
+    relay_state state{ex,  candidates, &candidates.front(), outcome, on_final, *options.format, started,
+                      log, keep};
     state.routing = routing;
     state.max_answer_bytes = options.max_answer_bytes;
     state.compute_pool = options.compute_pool;
     metrics::get().route_decisions(state.model().config().role, state.id().route_reason).inc();
     std::optional<metrics::gauge_guard> live_stream;
-    if (options.streaming) live_stream.emplace(metrics::get().active_streams());
-    if (options.streaming) state.open_sse();
+    if (options.streaming && ex) live_stream.emplace(metrics::get().active_streams());
+    if (options.streaming && ex) state.open_sse();
     const auto executor = co_await net::this_coro::executor;
     relay_channel channel{executor, k_channel_capacity};
-    ex.stream().expires_never();  // our own deadlines apply from here
+    if (ex) ex->stream().expires_never();  // our own deadlines apply from here
 
     // The heartbeat only matters for a stream; a JSON answer cannot carry comments.
     const auto heartbeat = options.streaming
@@ -673,12 +707,30 @@ net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> can
     if (winner == 2) outcome.timed_out = true;
     if (outcome.client_gone) {
         if (!state.final_reported) outcome.finish_reason = "cancelled";
-        ex.close_after();
+        if (ex) ex->close_after();
     } else if (outcome.timed_out && !state.final_reported) {
         co_await end_timed_out(state, options);
     }
     co_await state.report_final();
-    if (state.sse && !state.sse->finished() && !state.responded_whole) ex.close_after();
+    if (ex && state.sse && !state.sse->finished() && !state.responded_whole) ex->close_after();
+}
+
+}  // namespace
+
+// Not coroutines: the arguments go straight into run_relay's frame.
+net::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candidate> candidates,
+                                  const relay_options& options, stream_outcome& outcome,
+                                  outcome_hook on_final, orchestrator* routing) {
+    return run_relay(&ex, nullptr, {}, ex.started_at(), std::move(candidates), options, outcome,
+                     std::move(on_final), routing);
+}
+
+net::awaitable<void> relay_to_log(stream_log& log, std::chrono::milliseconds keep,
+                                  std::chrono::steady_clock::time_point started,
+                                  std::vector<relay_candidate> candidates, const relay_options& options,
+                                  stream_outcome& outcome, outcome_hook on_final, orchestrator* routing) {
+    return run_relay(nullptr, &log, keep, started, std::move(candidates), options, outcome,
+                     std::move(on_final), routing);
 }
 
 }  // namespace sluice

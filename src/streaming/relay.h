@@ -64,6 +64,19 @@ boost::asio::awaitable<void> relay_stream(exchange& ex, std::vector<relay_candid
                                           const relay_options& options, stream_outcome& outcome,
                                           outcome_hook on_final, orchestrator* routing);
 
+class stream_log;
+
+// The same for a resumable stream: the events go to `log` instead of a socket (every client reads
+// them from there), and the stream runs on until the last reader has been gone for `keep` (zero:
+// cancelled as soon as no reader is attached; the log's wait never returns while one is). Every
+// error is in-band (there is no response status to carry it). The caller finishes the log if this
+// did not.
+boost::asio::awaitable<void> relay_to_log(stream_log& log, std::chrono::milliseconds keep,
+                                          std::chrono::steady_clock::time_point started,
+                                          std::vector<relay_candidate> candidates,
+                                          const relay_options& options, stream_outcome& outcome,
+                                          outcome_hook on_final, orchestrator* routing);
+
 // "role=cloud_large; model=gpt; reason=code; score=0.71": the X-Sluice-Route header.
 std::string route_header_value(const stream_identity& identity);
 

@@ -2,7 +2,10 @@
 // What the endpoints share for the life of the server: the configuration, the store (reached only
 // through run_blocking on its own pool), one provider per configured model, the orchestrator, the
 // per-session turn locks, the batched usage ledger and a pool for CPU-heavy work.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <functional>
 #include <vector>
 
 #include "core/config.h"
@@ -13,6 +16,7 @@ namespace sluice {
 
 class orchestrator;
 class session_locks;
+class stream_registry;
 class usage_ledger;
 
 struct app_context {
@@ -23,6 +27,11 @@ struct app_context {
     orchestrator* routing = nullptr;      // who answers each request (set by serve)
     session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
     usage_ledger* usage = nullptr;        // batched usage writes (set by serve)
+    stream_registry* streams = nullptr;   // the logs of resumable streams (set by serve)
+    // Starts work that outlives its connection (a resumable stream's producer) so that shutdown
+    // waits for it and then cuts it as it does a connection (set by serve: http_server::spawn_detached);
+    // null: co_spawn on its own (tests).
+    std::function<void(boost::asio::any_io_executor, boost::asio::awaitable<void>)> spawn_detached;
     // CPU-heavy work of a request (tokenizing a big prompt to trim it), off the io threads; null:
     // done in place (tests).
     boost::asio::thread_pool* compute_pool = nullptr;

@@ -9,12 +9,17 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <memory>
 
 #include "core/blocking.h"
 #include "core/ids.h"
+#include "core/metrics.h"
+#include "streaming/log_reader.h"
 #include "streaming/relay.h"
+#include "streaming/stream_log.h"
 #include "turn/admission.h"
 #include "turn/conversation.h"
 #include "turn/session_locks.h"
@@ -114,6 +119,11 @@ struct turn_in_flight {
     relay_options options;
     outcome_hook persist;
     stream_outcome outcome;
+    // chat_turn's resumable fields.
+    bool resumable = false;
+    bool background = false;
+    std::string stream_id;
+    std::function<http_response()> background_reply;
 };
 
 // Admission, the session lock and history, routing: the turn ready to stream, or null when an
@@ -231,26 +241,86 @@ net::awaitable<std::unique_ptr<turn_in_flight>> prepare_turn(app_context& app, e
                        .new_messages = std::move(new_messages),
                        .model = flight->candidates.front().identity.model,
                        .on_outcome = std::move(turn.on_outcome)};
+    flight->resumable = turn.resumable && turn.streaming && app.streams != nullptr;
+    flight->background = turn.background;
+    flight->stream_id = std::move(turn.stream_id);
+    flight->background_reply = std::move(turn.background_reply);
     flight->persist = flight->slot.wrap([&app, record = std::move(record)](const stream_outcome& out) {
         return persist_turn(app, record, out);
     });
     co_return std::move(flight);
 }
 
+void log_turn(const turn_in_flight& flight) {
+    const auto& outcome = flight.outcome;
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - flight.started);
+    spdlog::info("chat key={} session={} model={} finish={} tokens={}+{} {} ms{}{}", flight.key_id,
+                 flight.session_id, outcome.model, outcome.finish_reason, outcome.prompt_tokens,
+                 outcome.completion_tokens, elapsed.count(), flight.resumable ? " resumable" : "",
+                 outcome.error ? " error: " + outcome.error->message : std::string{});
+}
+
+// A resumable stream's producer: the relay writing to the log, holding the turn (its admission
+// slot, session lock and outcome hook) until the answer is stored, whoever reads it.
+net::awaitable<void> produce_to_log(app_context& app, std::shared_ptr<stream_log> log, std::string stream_id,
+                                    std::chrono::milliseconds keep, std::unique_ptr<turn_in_flight> flight) {
+    try {
+        co_await relay_to_log(*log, keep, flight->started, std::move(flight->candidates), flight->options,
+                              flight->outcome, std::move(flight->persist), app.routing);
+    } catch (const std::exception& e) {
+        spdlog::error("stream {}: the producer failed: {}", stream_id, e.what());
+    }
+    log->finish();  // readers end even when the relay could not write its end
+    app.streams->finished(stream_id);
+    log_turn(*flight);
+}
+
+// The producer runs on its own; this client is the log's first reader (or, with a background
+// reply, gets that at once).
+net::awaitable<void> stream_resumable(app_context& app, exchange& ex,
+                                      std::unique_ptr<turn_in_flight> flight) {
+    auto created = app.streams->create(flight->key_id, flight->stream_id);
+    const std::string stream_id = created.first;
+    std::shared_ptr<stream_log> log = std::move(created.second);
+    metrics::get().resumable_streams().inc();
+    const auto keep = flight->background
+                          ? std::chrono::milliseconds::max()
+                          : std::chrono::milliseconds{std::chrono::seconds{app.cfg.resume.keep_s}};
+    log_reader_options options{.stream_id = stream_id,
+                               .route = route_header_value(flight->candidates.front().identity),
+                               .heartbeat = flight->options.heartbeat_interval,
+                               .retry = std::chrono::milliseconds{app.cfg.resume.retry_ms}};
+    std::optional<http_response> reply;
+    if (flight->background_reply) reply = flight->background_reply();
+    // Before the producer starts, which must not find its log abandoned.
+    if (!reply) log->attach_reader();
+    const auto executor = co_await net::this_coro::executor;
+    auto producing = produce_to_log(app, log, stream_id, keep, std::move(flight));
+    if (app.spawn_detached) {
+        app.spawn_detached(executor, std::move(producing));
+    } else {
+        net::co_spawn(executor, std::move(producing), [](const std::exception_ptr&) {});
+    }
+    if (reply) {
+        co_await ex.respond(std::move(*reply));
+        co_return;
+    }
+    co_await serve_stream_log(ex, std::move(log), 0, std::move(options), true);
+}
+
 // Waits for the whole stream: its frame holds little more than the turn's pointer.
 net::awaitable<void> stream_turn(app_context& app, exchange& ex,
                                  net::awaitable<std::unique_ptr<turn_in_flight>> prepare) {
-    const auto flight = co_await std::move(prepare);
+    auto flight = co_await std::move(prepare);
     if (!flight) co_return;
+    if (flight->resumable) {
+        co_await stream_resumable(app, ex, std::move(flight));
+        co_return;
+    }
     co_await relay_stream(ex, std::move(flight->candidates), flight->options, flight->outcome,
                           std::move(flight->persist), app.routing);
-    const auto& outcome = flight->outcome;
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - flight->started);
-    spdlog::info("chat key={} session={} model={} finish={} tokens={}+{} {} ms{}", flight->key_id,
-                 flight->session_id, outcome.model, outcome.finish_reason, outcome.prompt_tokens,
-                 outcome.completion_tokens, elapsed.count(),
-                 outcome.error ? " error: " + outcome.error->message : std::string{});
+    log_turn(*flight);
 }
 
 }  // namespace

@@ -33,6 +33,18 @@ struct chat_turn {
     // (or after the stream when it was cut): an API that keeps its own record of the answer (the
     // Responses API's stored responses) does it here. Null: nothing more.
     std::function<boost::asio::awaitable<void>(const stream_outcome&)> on_outcome;
+
+    // Resumable (SPEC §4, docs/API.md "Resuming a stream"): the events go to a stream log, the
+    // answer goes on for resume.keep_s after the client left, and any client of the same key may
+    // read the log again (GET /api/v1/streams/{id}). Needs streaming.
+    bool resumable = false;
+    // With resumable: the stream runs to its end whether or not any client stays (the Responses
+    // API's background), and may be cancelled through the registry.
+    bool background = false;
+    std::string stream_id;  // with resumable: the log's id (empty: a new one)
+    // With background: when set, the request is answered with this instead of reading the log (a
+    // background response that does not stream gets its queued object at once).
+    std::function<http_response()> background_reply;
 };
 
 boost::asio::awaitable<void> run_chat_turn(app_context& app, exchange& ex, chat_turn turn,

@@ -375,3 +375,23 @@ TEST(config_balance, weight_and_balance_are_checked_on_both_sides) {
               "latency");
     EXPECT_EQ(parse_config(with_models(""), {{"SLUICE_MODELS_GPT_WEIGHT", "3"}}).models[1].weight, 3);
 }
+
+TEST(config, resume_section_defaults_bounds_and_environment) {
+    const auto defaults = parse_config("");
+    EXPECT_EQ(defaults.resume.max_bytes, 1024u * 1024);
+    EXPECT_EQ(defaults.resume.keep_s, 30);
+    EXPECT_EQ(defaults.resume.ttl_s, 300);
+    EXPECT_EQ(defaults.resume.retry_ms, 1000);
+    const auto set = parse_config("[resume]\nmax_bytes = 4096\nkeep_s = 0\nttl_s = 60\nretry_ms = 250\n",
+                                  {{"SLUICE_RESUME_KEEP_S", "5"}});
+    EXPECT_EQ(set.resume.max_bytes, 4096u);
+    EXPECT_EQ(set.resume.keep_s, 5);  // the environment wins
+    EXPECT_EQ(set.resume.ttl_s, 60);
+    EXPECT_EQ(set.resume.retry_ms, 250);
+    auto msg = error_of("[resume]\nmax_bytes = 10\n");
+    EXPECT_NE(msg.find("resume.max_bytes = 10"), std::string::npos) << msg;
+    msg = error_of("[resume]\nkeep_s = -1\n");
+    EXPECT_NE(msg.find("resume.keep_s = -1"), std::string::npos) << msg;
+    msg = error_of("[resume]\nlinger = 3\n");
+    EXPECT_NE(msg.find("resume.linger"), std::string::npos) << msg;
+}

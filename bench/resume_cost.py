@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""What a resumable stream costs against a plain one: memory per open stream and time per stream.
+
+    /usr/bin/python3 bench/resume_cost.py [--binary build/sluice] [--streams 200] [--chunks 40]
+
+Starts tests/tools/scripted_upstream.py and `sluice serve` (one cloud_large model pointing at it)
+on 127.0.0.1. Memory: opens --streams concurrent seed streams whose upstream sends 2 x --chunks deltas
+50 ms apart, waits until every client has read --chunks of them, reads sluice's RSS, closes them; once plain, once with "resumable": true (so the resumable figure holds
+each stream's log of --chunks events too). Time: --streams streams one after another, each read to
+its end, plain and resumable alternating. Bounded in count; loopback only.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import urllib.request
+
+import aiohttp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+async def hold_streams(url, key, n, chunks, resumable):
+    """Opens n streams, waits for `chunks` content events on each; returns the open responses."""
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    body = {"message": "hold", "preferred_model": "cloud", "resumable": resumable}
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def one():
+        res = await session.post(url + "/api/v1/chat/stream", json=body, headers=headers)
+        seen = 0
+        while seen < chunks:
+            line = await res.content.readline()
+            if line.startswith(b"data:"):
+                seen += 1
+        return res
+
+    responses = await asyncio.gather(*[one() for _ in range(n)])
+    return session, responses
+
+
+async def memory(url, key, pid, n, chunks, resumable):
+    before = rss_kib(pid)
+    session, responses = await hold_streams(url, key, n, chunks, resumable)
+    await asyncio.sleep(0.5)
+    during = rss_kib(pid)
+    for res in responses:
+        res.close()
+    await session.close()
+    await asyncio.sleep(1.0)
+    return (during - before) * 1024 / n
+
+
+async def timing(url, key, n, resumable):
+    times = []
+    body = {"message": "time", "preferred_model": "cloud", "resumable": resumable}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(n):
+            start = time.perf_counter()
+            async with session.post(url + "/api/v1/chat/stream", json=body,
+                                    headers={"Authorization": f"Bearer {key}"}) as res:
+                await res.read()
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=os.path.join(ROOT, "build", "sluice"))
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--chunks", type=int, default=40)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="sluice-resume-cost-")
+    up = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "tools", "scripted_upstream.py"), "--port", "0"],
+                          stdout=subprocess.PIPE, text=True)
+    port = int(re.match(r"PORT (\d+)", up.stdout.readline()).group(1))
+    config = os.path.join(work, "sluice.toml")
+    with open(config, "w") as f:
+        f.write(f'[server]\nlisten = "127.0.0.1:0"\nio_threads = 2\n[store]\nurl = "sqlite://{work}/db"\n'
+                f'[resume]\nkeep_s = 0\n[[models]]\nname = "cloud"\nrole = "cloud_large"\nprovider = "openai"\n'
+                f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = "BENCH_KEY"\n'
+                "[limits]\nrequests_per_minute = 0\n")
+    err = open(os.path.join(work, "sluice.err"), "w")
+    out = open(os.path.join(work, "sluice.out"), "w")
+    sluice = subprocess.Popen([args.binary, "serve", "--config", config], cwd=work, stdout=out, stderr=err,
+                              env=dict(os.environ, BENCH_KEY="x"))
+    try:
+        url = key = None
+        for _ in range(500):
+            with open(os.path.join(work, "sluice.err")) as f:
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
+            with open(os.path.join(work, "sluice.out")) as f:
+                k = re.search(r"(sk-[A-Za-z0-9_-]+)", f.read())
+            if m and k:
+                url, key = f"http://127.0.0.1:{m.group(1)}", k.group(1)
+                break
+            time.sleep(0.02)
+        def script(fields):
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{port}/_script", data=json.dumps(fields).encode(), method="POST",
+                headers={"Content-Type": "application/json"}), timeout=10)
+
+        # Twice as many deltas as are waited for, 50 ms apart: the streams are open while measured.
+        words = [f"word{i} " for i in range(2 * args.chunks)]
+        script({"chunks": words, "chunk_delay_ms": 50})
+        asyncio.run(memory(url, key, sluice.pid, args.streams, args.chunks, False))  # warm-up: arenas grow once
+        rounds = {False: [], True: []}
+        for _ in range(3):
+            for resumable in (False, True):
+                rounds[resumable].append(asyncio.run(memory(url, key, sluice.pid, args.streams, args.chunks, resumable)))
+        plain_b, resumable_b = statistics.median(rounds[False]), statistics.median(rounds[True])
+        script({"chunks": words[: args.chunks]})
+        asyncio.run(timing(url, key, args.streams, False))  # warm-up
+        times = {False: [], True: []}
+        for _ in range(3):
+            for resumable in (False, True):
+                times[resumable].append(asyncio.run(timing(url, key, args.streams, resumable)))
+        plain_ms, resumable_ms = statistics.median(times[False]), statistics.median(times[True])
+        print(json.dumps({"streams": args.streams, "chunks": args.chunks,
+                          "rss_per_open_stream_bytes": {"plain": round(plain_b), "resumable": round(resumable_b)},
+                          "median_ms_per_stream": {"plain": round(plain_ms, 2), "resumable": round(resumable_ms, 2)}}))
+    finally:
+        sluice.terminate()
+        sluice.wait(15)
+        up.terminate()
+        up.wait(10)
+
+
+if __name__ == "__main__":
+    main()
