@@ -97,7 +97,7 @@ net::awaitable<void> messages(app_context& app, exchange& ex) {
 provider_ptr first_candidate(app_context& app, const chat_turn& turn, std::optional<api_error>& error) {
     auto route = route_request_for(turn.request.messages, turn.preferred_model, turn.model_type);
     route.requested_model = turn.requested_model;
-    auto planned = app.routing->plan(route);
+    auto planned = app.routing->plan(route, /*commit=*/false);  // a count is not a request
     if (!planned.ok() || planned.plan.candidates.empty()) {
         error = planned.ok() ? api_error{.code = 503, .message = "no model is available"} : planned.error;
         return nullptr;

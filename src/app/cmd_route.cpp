@@ -146,7 +146,7 @@ void print_decision(const config& cfg, const auto_policy& policy, const route_op
     }
 
     const auto d = policy.decide(opts.message, opts.turns, opts.conversation_chars);
-    const auto planned = router.plan(request);
+    const auto planned = router.plan(request, /*commit=*/false);
     if (opts.json) {
         std::string out = to_json(d, policy.threshold());
         out.pop_back();

@@ -205,7 +205,7 @@ route_plan orchestrator::make_plan(std::vector<const model_entry*> primary, mode
     return plan;
 }
 
-plan_outcome orchestrator::plan(const route_request& request) {
+plan_outcome orchestrator::plan(const route_request& request, bool commit) {
     plan_outcome out;
     const auto fail = [&out](int code, std::string message, int retry_after_s = 0) {
         out.failed = true;
@@ -271,7 +271,7 @@ plan_outcome orchestrator::plan(const route_request& request) {
                                 retry_after()};
         } else {
             primary = usable_of(wanted, request);
-            balance_order(primary, true);
+            balance_order(primary, commit);
             reason =
                 std::string("fallback:") + (entry.breaker->would_allow() ? "unavailable" : "circuit_open");
         }
@@ -281,7 +281,7 @@ plan_outcome orchestrator::plan(const route_request& request) {
         wanted = role;
         reason = std::move(why);
         primary = usable_of(wanted, request);
-        balance_order(primary, true);
+        balance_order(primary, commit);
     };
     // The auto policy's role; when none of its models can serve the request, the other role's.
     const auto take_auto = [&](std::string why) {
@@ -373,7 +373,7 @@ plan_outcome orchestrator::plan(const route_request& request) {
         if (!reason.starts_with("fallback:")) reason = "fallback:" + why_unusable(wanted);
         role = other_role(wanted);
         primary = usable_of(role, request);
-        balance_order(primary, true);
+        balance_order(primary, commit);
     }
 
     out.plan = make_plan(std::move(primary), role, request);
@@ -382,7 +382,7 @@ plan_outcome orchestrator::plan(const route_request& request) {
     auto& candidates = out.plan.candidates;
     while (!candidates.empty()) {
         const model_entry* e = find(candidates.front()->config().name);
-        if (e && e->breaker->try_acquire()) break;
+        if (e && (!commit || e->breaker->try_acquire())) break;
         candidates.erase(candidates.begin());
         if (!reason.starts_with("fallback:")) reason = "fallback:circuit_open";
     }

@@ -130,8 +130,10 @@ class orchestrator {
     // model -> the other role when routing.fallback, else 503. A model that cannot serve the request
     // (tools, images) is never a candidate: chosen explicitly it is a 400 naming what it lacks; the
     // auto policy passes to the other role with reason needs_tools / needs_images. Claims the
-    // half-open probe of the first candidate, if its circuit is half open.
-    plan_outcome plan(const route_request& request);
+    // half-open probe of the first candidate, if its circuit is half open. With `commit` false the
+    // plan is only a look (count_tokens, `sluice route`): no balancing pick is counted, no probe
+    // claimed.
+    plan_outcome plan(const route_request& request, bool commit = true);
 
     // Feed the circuit breakers. Unknown names are ignored.
     void report_success(std::string_view model_name);

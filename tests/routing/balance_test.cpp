@@ -88,6 +88,20 @@ TEST(balance, weighted_shares_follow_the_weights_exactly_over_whole_cycles) {
     EXPECT_EQ(even.shares(300), (std::map<std::string, int>{{"a", 100}, {"b", 100}, {"c", 100}}));
 }
 
+// A look at the plan (count_tokens, `sluice route`) is not a request: the round robin does not move.
+TEST(balance, a_plan_that_does_not_commit_neither_picks_nor_shifts_the_shares) {
+    fleet f("weighted", {cloud("a", 1), cloud("b", 1)});
+    std::string order;
+    for (int i = 0; i < 4; ++i) {
+        const auto look = f.orch->plan({.message = "hi", .model_type = "cloud_large"}, /*commit=*/false);
+        ASSERT_TRUE(look.ok());
+        order += look.plan.candidates.front()->config().name;
+        order += f.plan().front();
+    }
+    // Each look names the model the next real plan takes.
+    EXPECT_EQ(order, "aabbaabb");
+}
+
 TEST(balance, weighted_round_robin_interleaves) {
     fleet f("weighted", {cloud("a", 2), cloud("b", 1)});
     std::string order;
