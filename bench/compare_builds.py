@@ -100,9 +100,12 @@ def loadgen(build, url, key, body, extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
+# max_tokens well above what fast_upstream sends (20 tokens of about 18 bytes: 100 by sluice's
+# estimate of bytes / 4), so that the answer cap (issue 13) never cuts these streams short: a cut
+# cancels the upstream mid-body, and the figures then depend on how much of it had arrived.
 def bodies():
-    seed = json.dumps({"message": "Say hello", "preferred_model": "bench", "max_tokens": 20})
-    openai = json.dumps({"model": "bench", "stream": True, "max_tokens": 20,
+    seed = json.dumps({"message": "Say hello", "preferred_model": "bench", "max_tokens": 1000})
+    openai = json.dumps({"model": "bench", "stream": True, "max_tokens": 1000,
                          "messages": [{"role": "user", "content": "Say hello"}]})
     return {"seed": ("/api/v1/chat/stream", seed), "openai": ("/v1/chat/completions", openai)}
 
@@ -135,7 +138,7 @@ def instructions(build, tools, upstream, requests, endpoint, body):
 def memory_per_stream(build, tools, upstream, streams):
     with tempfile.TemporaryDirectory() as workdir:
         proc, base, key = start_sluice(build, workdir, upstream.url)
-        seed = json.dumps({"message": "Say hello", "preferred_model": "bench-slow", "max_tokens": 60})
+        seed = json.dumps({"message": "Say hello", "preferred_model": "bench-slow", "max_tokens": 1000})
         # A few requests first, so that what one request leaves cached is in the idle figure.
         loadgen(tools, base + "/api/v1/chat/stream", key, json.dumps(
             {"message": "Say hello", "preferred_model": "bench"}), ["--connections", "4", "--requests", "40"])
