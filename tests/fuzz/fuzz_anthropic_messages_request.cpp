@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "api/anthropic_messages.h"
+#include "conversation_checks.h"
 #include "fuzz_check.h"
 #include "providers/openai_provider.h"
 
@@ -19,48 +20,15 @@ using sluice::fuzz::valid_utf8;
 namespace json = boost::json;
 
 bool is_json_object_text(const std::string& text) {
-    boost::system::error_code ec;
-    const auto value = json::parse(text, ec);
-    return !ec && value.is_object();
-}
-
-void check_message(const sluice::chat_message& message) {
-    const auto& role = message.role;
-    check(role == "system" || role == "user" || role == "assistant" || role == "tool", "role normalised");
-    check(valid_utf8(message.content), "content is UTF-8");
-    if (role == "tool") {
-        check(message.parts.size() == 1, "a tool message has one part");
-        check(message.parts[0].type == sluice::content_part::kind::tool_result, "... a tool_result");
-        check(!message.parts[0].id.empty(), "... with the id of its call");
-        return;
-    }
-    for (const auto& part : message.parts) {
-        switch (part.type) {
-            case sluice::content_part::kind::text:
-                check(valid_utf8(part.text), "a text part is UTF-8");
-                break;
-            case sluice::content_part::kind::image:
-                check(role == "user", "images only in user messages");
-                break;
-            case sluice::content_part::kind::tool_call:
-                check(role == "assistant", "tool_use blocks only in assistant messages");
-                check(!part.name.empty() && !part.id.empty(), "a tool call has an id and a name");
-                check(is_json_object_text(part.arguments), "a tool call's input is a JSON object");
-                break;
-            case sluice::content_part::kind::reasoning:
-                check(role == "assistant", "thinking only in assistant messages");
-                break;
-            case sluice::content_part::kind::tool_result:
-                sluice::fuzz::violated("no tool_result part outside a tool message");
-        }
-    }
+    return sluice::fuzz::is_json_text(text, json::kind::object);
 }
 
 void check_accepted(const sluice::anthropic_messages_request& request, bool count_tokens) {
     check(request.conversation_messages + request.system_messages == request.messages.size(),
           "system + conversation messages are all the messages");
     check(request.conversation_messages >= 1, "accepted: at least one turn");
-    for (const auto& message : request.messages) check_message(message);
+    for (const auto& message : request.messages)
+        sluice::fuzz::check_message(message, {.reasoning = true, .call_ids_and_object_args = true});
     for (const auto& tool : request.tools) {
         check(!tool.name.empty(), "a tool has a name");
         check(is_json_object_text(tool.parameters), "a tool's input_schema is a JSON object");

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "api/openai_chat.h"
+#include "conversation_checks.h"
 #include "fuzz_check.h"
 #include "providers/openai_provider.h"
 
@@ -19,41 +20,7 @@ using sluice::fuzz::valid_utf8;
 namespace json = boost::json;
 
 bool is_json_object_text(const std::string& text) {
-    boost::system::error_code ec;
-    const auto value = json::parse(text, ec);
-    return !ec && value.is_object();
-}
-
-void check_message(const sluice::chat_message& message) {
-    const auto& role = message.role;
-    check(role == "system" || role == "user" || role == "assistant" || role == "tool", "role normalised");
-    check(valid_utf8(message.content), "content is UTF-8");
-    if (role == "tool") {
-        check(message.parts.size() == 1, "a tool message has one part");
-        check(message.parts[0].type == sluice::content_part::kind::tool_result, "... a tool_result");
-        check(!message.parts[0].id.empty(), "... with the id of its call");
-        return;
-    }
-    for (const auto& part : message.parts) {
-        switch (part.type) {
-            case sluice::content_part::kind::text:
-                check(valid_utf8(part.text), "a text part is UTF-8");
-                break;
-            case sluice::content_part::kind::image:
-                check(role == "user", "images only in user messages");
-                if (part.media_type.empty())
-                    check(part.text.starts_with("http://") || part.text.starts_with("https://"),
-                          "an image without media type is an http(s) URL");
-                break;
-            case sluice::content_part::kind::tool_call:
-                check(role == "assistant", "tool calls only in assistant messages");
-                check(!part.name.empty(), "a tool call names its function");
-                break;
-            case sluice::content_part::kind::tool_result:
-            case sluice::content_part::kind::reasoning:
-                sluice::fuzz::violated("no tool_result or reasoning part outside a tool message");
-        }
-    }
+    return sluice::fuzz::is_json_text(text, json::kind::object);
 }
 
 }  // namespace
@@ -68,7 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto& request = std::get<sluice::openai_chat_request>(parsed);
     check(!request.messages.empty(), "accepted: messages non-empty");
-    for (const auto& message : request.messages) check_message(message);
+    for (const auto& message : request.messages)
+        sluice::fuzz::check_message(message, {.image_urls_are_http = true});
     for (const auto& tool : request.tools) {
         check(!tool.name.empty(), "a tool has a name");
         check(is_json_object_text(tool.parameters), "a tool's parameters are a JSON object");

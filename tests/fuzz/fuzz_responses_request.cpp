@@ -9,51 +9,16 @@
 #include <variant>
 
 #include "api/responses.h"
+#include "conversation_checks.h"
 #include "fuzz_check.h"
 #include "providers/openai_provider.h"
 
 namespace {
 
 using sluice::fuzz::check;
+using sluice::fuzz::is_json_text;
 using sluice::fuzz::valid_utf8;
 namespace json = boost::json;
-
-bool is_json_text(const std::string& text, json::kind kind) {
-    boost::system::error_code ec;
-    const auto value = json::parse(text, ec);
-    return !ec && value.kind() == kind;
-}
-
-void check_message(const sluice::chat_message& message) {
-    const auto& role = message.role;
-    check(role == "system" || role == "user" || role == "assistant" || role == "tool", "role normalised");
-    check(valid_utf8(message.content), "content is UTF-8");
-    if (role == "tool") {
-        check(message.parts.size() == 1, "a tool message has one part");
-        check(message.parts[0].type == sluice::content_part::kind::tool_result, "... a function_call_output");
-        check(!message.parts[0].id.empty(), "... with the call_id of its call");
-        return;
-    }
-    for (const auto& part : message.parts) {
-        switch (part.type) {
-            case sluice::content_part::kind::text:
-                check(valid_utf8(part.text), "a text part is UTF-8");
-                break;
-            case sluice::content_part::kind::image:
-                check(role == "user", "images only in user messages");
-                break;
-            case sluice::content_part::kind::tool_call:
-                check(role == "assistant", "function calls only in assistant messages");
-                check(!part.name.empty(), "a function call names its function");
-                break;
-            case sluice::content_part::kind::reasoning:
-                check(role == "assistant", "reasoning only in assistant messages");
-                break;
-            case sluice::content_part::kind::tool_result:
-                sluice::fuzz::violated("no function_call_output part outside a tool message");
-        }
-    }
-}
 
 }  // namespace
 
@@ -66,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     const auto& request = std::get<sluice::responses_request>(parsed);
-    for (const auto& message : request.messages) check_message(message);
+    for (const auto& message : request.messages) sluice::fuzz::check_message(message, {.reasoning = true});
     if (request.has_instructions)
         check(!request.messages.empty() && request.messages[0].role == "system", "instructions come first");
     check(is_json_text(request.input_items, json::kind::array), "the input items are one JSON array");
