@@ -1,6 +1,7 @@
 """CPU-heavy work stays off the io threads: while four ~1 MiB prompts to the local model are being
 tokenized (to trim them to its context, then by the model, which refuses them), /healthz on the same
-io threads keeps answering at once."""
+io threads keeps answering at once: within 200 ms, or a tenth of the fastest big request where the
+machine is slow enough to stretch that (a blocked io thread stalls it for a whole tokenization)."""
 
 import http.client
 import threading
@@ -53,4 +54,8 @@ def test_healthz_answers_while_big_prompts_are_tokenized(start_sluice):
     for status, text, _ in done:
         assert status in (200, 400), text
         assert "over the context" in text or "tokens" in text, text
-    assert worst < HEALTHZ_BOUND_S, f"/healthz took {worst * 1000:.0f} ms"
+    # A blocked io thread would stall /healthz for about a whole tokenization, which is most of a big
+    # request's time; a loaded or sanitized machine (each request took 14 to 24 s under ASan beside
+    # other builds) stretches everything alike, so the bound scales with the fastest request.
+    bound = max(HEALTHZ_BOUND_S, min(d[2] for d in done) / 10)
+    assert worst < bound, f"/healthz took {worst * 1000:.0f} ms (bound {bound * 1000:.0f} ms)"
