@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 
 #include "providers/cloud_common.h"
+#include "providers/openai_chunk_scan.h"
 
 namespace sluice {
 namespace json = boost::json;
@@ -63,8 +64,9 @@ int int_field(const json::object& object, const char* name) {
     return field && field->is_int64() ? static_cast<int>(field->get_int64()) : 0;
 }
 
-// One `data:` event of /chat/completions streaming: a chat.completion.chunk, an error, or [DONE].
-bool take_openai_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+// One `data:` event of /chat/completions streaming: a chat.completion.chunk, an error, or [DONE],
+// read from its parsed JSON value.
+bool take_parsed_openai_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
     if (event.is_done()) {
         state.ended = true;
         return true;
@@ -129,6 +131,24 @@ bool take_openai_event(const sse_event& event, cloud_stream_state& state, chunk_
         out.push_back(stream_chunk::delta(std::string(content)));
     }
     if (calls) take_tool_calls(*calls, state, out);
+    return true;
+}
+
+// The same, for the text chunk of every token read without the parser when it can be
+// (providers/openai_chunk_scan.h).
+bool take_openai_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+    openai_text_chunk chunk;
+    if (event.is_done() || !scan_openai_text_chunk(event.data, chunk))
+        return take_parsed_openai_event(event, state, out);
+    if (chunk.has_finish) state.finish_reason = finish_reason_of(chunk.finish_reason);
+    if (!chunk.thinking.empty()) {
+        ++state.deltas;
+        out.push_back(stream_chunk::reasoning(std::move(chunk.thinking)));
+    }
+    if (!chunk.content.empty()) {
+        ++state.deltas;
+        out.push_back(stream_chunk::delta(std::move(chunk.content)));
+    }
     return true;
 }
 
@@ -244,6 +264,10 @@ json::object openai_chat_body(const chat_request& request) {
 
 bool take_openai_stream_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
     return take_openai_event(event, state, out);
+}
+
+bool take_parsed_openai_stream_event(const sse_event& event, cloud_stream_state& state, chunk_batch& out) {
+    return take_parsed_openai_event(event, state, out);
 }
 
 namespace {

@@ -26,4 +26,9 @@ boost::json::object openai_chat_body(const chat_request& request);
 // target (tests/fuzz/fuzz_openai_upstream_events.cpp).
 bool take_openai_stream_event(const struct sse_event& event, cloud_stream_state& state, chunk_batch& out);
 
+// The same, always through the JSON parser (take_openai_stream_event reads the common text chunk
+// without it): for the fuzz target's check that both read every event alike.
+bool take_parsed_openai_stream_event(const struct sse_event& event, cloud_stream_state& state,
+                                     chunk_batch& out);
+
 }  // namespace sluice
