@@ -29,8 +29,7 @@ std::string finish_reason_of(std::string_view stop_reason) {
 
 int int_field(const json::value* object, const char* name) {
     if (!object || !object->is_object()) return -1;
-    auto* field = object->get_object().if_contains(name);
-    return field && field->is_int64() ? static_cast<int>(field->get_int64()) : -1;
+    return token_count(object->get_object().if_contains(name), -1);
 }
 
 std::string_view string_field(const json::object& object, std::string_view name) {
@@ -259,9 +258,9 @@ void take_prompt_usage(const json::value* usage, cloud_stream_state& state, bool
     state.has_usage = true;
 }
 
-int block_index(const json::object& event) {
+std::int64_t block_index(const json::object& event) {
     auto* index = event.if_contains("index");
-    return index && index->is_int64() ? static_cast<int>(index->get_int64()) : -1;
+    return index && index->is_int64() ? index->get_int64() : -1;
 }
 
 void take_block_start(const json::object& event, cloud_stream_state& state, chunk_batch& out) {

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/json/parse.hpp>
@@ -241,6 +242,9 @@ void add_stream_end(cloud_stream_state& state, const chat_request& chat, chunk_b
         for (const auto& message : chat.messages) state.prompt_tokens += estimate_tokens(message.content);
         state.completion_tokens = state.deltas;
     }
+    // Counts that contradict each other (cached past the prompt) are kept within the prompt.
+    state.cache_write_tokens = std::min(state.cache_write_tokens, state.prompt_tokens);
+    state.cached_tokens = std::min(state.cached_tokens, state.prompt_tokens - state.cache_write_tokens);
     auto usage = stream_chunk::usage(state.prompt_tokens, state.completion_tokens);
     usage.cached_tokens = state.cached_tokens;
     usage.cache_write_tokens = state.cache_write_tokens;

@@ -8,7 +8,9 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/value.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +57,15 @@ inline const std::string& upstream_model_name(const model_config& cfg) {
     return cfg.model.empty() ? cfg.name : cfg.model;
 }
 
+// A token count an upstream sent: a JSON integer in [0, 2^28], else `unknown` (found by
+// fuzz_openai_upstream_events: counts past INT_MAX wrapped negative).
+inline int token_count(const boost::json::value* value, int unknown) {
+    constexpr std::int64_t k_max = std::int64_t{1} << 28;  // three of them still add up inside an int
+    if (!value || !value->is_int64()) return unknown;
+    const std::int64_t count = value->get_int64();
+    return count >= 0 && count <= k_max ? static_cast<int>(count) : unknown;
+}
+
 // ≈ 4 bytes per token: a cloud tokenizer is not at hand, and trimming only needs an estimate.
 inline int estimate_tokens(std::string_view text) {
     return static_cast<int>((text.size() + 3) / 4);
@@ -94,21 +105,20 @@ struct cloud_stream_state {
     int deltas = 0;
     bool ended = false;  // the format's end marker ([DONE], message_stop) was seen
     // Tool calls: the upstream's index of a call (OpenAI's tool_calls[].index, Anthropic's content
-    // block index) -> the call's 0-based number in this answer (-1: not a call), and how many began.
-    std::vector<int> call_of;
+    // block index) -> the call's 0-based number in this answer, and how many began. A map, not a
+    // vector indexed by the upstream's number: an upstream may send any index (found by
+    // fuzz_anthropic_upstream_events: an index of 2e9 resized a vector to 8 GB).
+    std::map<std::int64_t, int> call_of;
     int tool_calls = 0;
 
     // The number of the call the upstream numbers `upstream_index`; -1 when none began there.
-    int call_at(int upstream_index) const {
-        if (upstream_index < 0 || static_cast<std::size_t>(upstream_index) >= call_of.size()) return -1;
-        return call_of[static_cast<std::size_t>(upstream_index)];
+    int call_at(std::int64_t upstream_index) const {
+        const auto found = call_of.find(upstream_index);
+        return found == call_of.end() ? -1 : found->second;
     }
-    // Numbers a new call found at `upstream_index`.
-    int begin_call(int upstream_index) {
-        if (upstream_index < 0) upstream_index = 0;
-        if (static_cast<std::size_t>(upstream_index) >= call_of.size())
-            call_of.resize(static_cast<std::size_t>(upstream_index) + 1, -1);
-        call_of[static_cast<std::size_t>(upstream_index)] = tool_calls;
+    // Numbers a new call found at `upstream_index` (a negative index counts as 0).
+    int begin_call(std::int64_t upstream_index) {
+        call_of[upstream_index < 0 ? 0 : upstream_index] = tool_calls;
         return tool_calls++;
     }
 };

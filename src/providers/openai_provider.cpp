@@ -36,8 +36,7 @@ void take_tool_calls(const json::array& calls, cloud_stream_state& state, chunk_
         const auto* call = item.if_object();
         if (!call) continue;
         const auto* index_value = member(*call, "index");
-        int upstream_index =
-            index_value && index_value->is_int64() ? static_cast<int>(index_value->get_int64()) : -1;
+        std::int64_t upstream_index = index_value && index_value->is_int64() ? index_value->get_int64() : -1;
         const auto* function = member(*call, "function");
         const json::object* fn = function ? function->if_object() : nullptr;
         const std::string_view id = string_of(member(*call, "id"));
@@ -60,8 +59,7 @@ void take_tool_calls(const json::array& calls, cloud_stream_state& state, chunk_
 }
 
 int int_field(const json::object& object, const char* name) {
-    auto* field = object.if_contains(name);
-    return field && field->is_int64() ? static_cast<int>(field->get_int64()) : 0;
+    return token_count(object.if_contains(name), 0);
 }
 
 // One `data:` event of /chat/completions streaming: a chat.completion.chunk, an error, or [DONE],

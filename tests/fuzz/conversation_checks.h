@@ -11,9 +11,9 @@
 namespace sluice::fuzz {
 
 struct message_rules {
-    bool reasoning = false;              // the API carries reasoning parts (assistant only)
+    bool reasoning = false;                 // the API carries reasoning parts (assistant only)
     bool call_ids_and_object_args = false;  // a tool call has an id and a JSON object as arguments
-    bool image_urls_are_http = false;    // an image without a media type is an http(s) URL
+    bool image_urls_are_http = false;       // an image without a media type is an http(s) URL
 };
 
 inline bool is_json_text(const std::string& text, boost::json::kind kind) {
