@@ -186,6 +186,25 @@ def test_a_dropped_client_resumes_with_last_event_id_and_reads_the_rest_exactly_
     assert len(upstream.log()) == 2
 
 
+@needs_node
+@pytest.mark.parametrize("client", ["eventsource", "fetch-event-source"])
+def test_eventsource_clients_resume_with_the_last_event_id_and_read_every_event_once(upstream, sluice, client):
+    upstream.script(chunks=WORDS, chunk_delay_ms=40)
+    first = chat(sluice, {"message": "count", "resumable": True})
+    stream_id = first.headers["X-Sluice-Stream-Id"]
+    first_part = data_events(read_then_drop(first, 7))
+    last_id = int(first_part[-1]["id"])
+    out = run_node("eventsource_resume.mjs", {"url": sluice.base_url, "key": sluice.key, "stream_id": stream_id,
+                                              "last_event_id": last_id, "client": client})
+    assert out["opens"] == 1 and out["sent_last_event_id"] == [str(last_id)], out
+    rest = out["events"]
+    # Every event after the one it had, exactly once and in order, each with its id; then [DONE].
+    assert [int(e["id"]) for e in rest] == list(range(last_id + 1, last_id + 1 + len(rest)))
+    assert rest[-1]["data"] == "[DONE]"
+    assert json.loads(rest[-2]["data"])["done"] is True
+    assert seed_text(first_part) + seed_text(rest) == "".join(WORDS)
+
+
 def test_the_local_model_at_temperature_0_resumes_to_the_same_text(sluice):
     body = {"message": "tell me a story", "preferred_model": "local", "temperature": 0, "max_tokens": 48}
     plain = read_all(chat(sluice, body))
