@@ -504,6 +504,8 @@ bool valid_listen(const std::string& listen) {
     const auto port_text = std::string_view(listen).substr(colon + 1);
     // At most 5 digits: "0000000000:" style ports with leading zeros are not a port (config fuzz finding).
     if (port_text.empty() || port_text.size() > 5) return false;
+    // Digits only: from_chars takes "-0" as 0 (config fuzz finding, second round).
+    if (port_text.find_first_not_of("0123456789") != std::string_view::npos) return false;
     const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     return ec == std::errc() && end == port_text.data() + port_text.size() && port >= 0 && port <= 65535;
 }

@@ -129,6 +129,13 @@ TEST(config, bad_values_name_key_value_and_what_is_allowed) {
 
     msg = error_of("[server]\nlisten = \"localhost\"\n");
     EXPECT_NE(msg.find("server.listen"), std::string::npos) << msg;
+    // A port is digits only: "-0" and "+80" are not ports, "0" and "65535" are.
+    for (const char* bad : {"127.0.0.1:-0", "127.0.0.1:+80", "127.0.0.1:65536"}) {
+        msg = error_of(std::string("[server]\nlisten = \"") + bad + "\"\n");
+        EXPECT_NE(msg.find("server.listen"), std::string::npos) << bad << ": " << msg;
+    }
+    EXPECT_EQ(parse_config("[server]\nlisten = \"127.0.0.1:0\"\n").server.listen, "127.0.0.1:0");
+    EXPECT_EQ(parse_config("[server]\nlisten = \"127.0.0.1:65535\"\n").server.listen, "127.0.0.1:65535");
 
     msg = error_of("[store]\nurl = \"postgres://x\"\n");
     EXPECT_NE(msg.find("store.url"), std::string::npos) << msg;
