@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "routing/offline_model.h"
 #include "routing/orchestrator.h"
 #include "routing/policy.h"
 #include "routing/router_model.h"
@@ -33,19 +34,6 @@ struct route_options {
     std::string model;                 // as a client would name it: a model, an alias, auto, a role
     bool tools = false;
     bool images = false;
-};
-
-// A configured model as the router sees it offline: available, idle, nothing loaded or called.
-class offline_model final : public provider {
-  public:
-    explicit offline_model(model_config cfg) : cfg_(std::move(cfg)) {}
-    const model_config& config() const override { return cfg_; }
-    provider_status status() const override { return {}; }
-    int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
-    boost::asio::awaitable<void> stream(const chat_request&, chunk_sink) override { co_return; }
-
-  private:
-    model_config cfg_;
 };
 
 // "rule batch (use local_small)", "auto policy", "model_type", "preferred_model": who decided.

@@ -9,26 +9,13 @@
 
 #include "core/config.h"
 #include "routing/balancer.h"
+#include "routing/offline_model.h"
 #include "routing/orchestrator.h"
 
 namespace sluice {
 namespace {
 
 using namespace std::chrono_literals;
-
-class loaded_model : public provider {
-  public:
-    explicit loaded_model(model_config cfg) : cfg_(std::move(cfg)) {}
-    const model_config& config() const override { return cfg_; }
-    provider_status status() const override { return {.active = active}; }
-    int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
-    boost::asio::awaitable<void> stream(const chat_request&, chunk_sink) override { co_return; }
-
-    int active = 0;
-
-  private:
-    model_config cfg_;
-};
 
 model_config cloud(std::string name, int weight) {
     model_config m;
@@ -44,7 +31,7 @@ model_config cloud(std::string name, int weight) {
 struct fleet {
     std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
     config cfg;
-    std::vector<std::shared_ptr<loaded_model>> models;
+    std::vector<std::shared_ptr<offline_model>> models;
     std::unique_ptr<orchestrator> orch;
 
     fleet(std::string balance, std::vector<model_config> configs) {
@@ -57,7 +44,7 @@ struct fleet {
         std::vector<provider_ptr> providers;
         for (auto& m : configs) {
             cfg.models.push_back(m);
-            models.push_back(std::make_shared<loaded_model>(m));
+            models.push_back(std::make_shared<offline_model>(m));
             providers.push_back(models.back());
         }
         orch = std::make_unique<orchestrator>(cfg, std::move(providers), [this] { return now; });
@@ -140,15 +127,15 @@ TEST(balance, an_open_circuit_moves_all_traffic_to_the_others_of_the_role) {
 
 TEST(balance, least_busy_picks_the_fewest_active_streams) {
     fleet f("least_busy", {cloud("a", 1), cloud("b", 1), cloud("c", 1)});
-    f.models[0]->active = 5;
-    f.models[1]->active = 1;
-    f.models[2]->active = 3;
+    f.models[0]->reported.active = 5;
+    f.models[1]->reported.active = 1;
+    f.models[2]->reported.active = 3;
     for (int i = 0; i < 5; ++i) EXPECT_EQ(f.plan(), (std::vector<std::string>{"b", "c", "a", "local"}));
-    f.models[1]->active = 4;  // now c has the fewest
+    f.models[1]->reported.active = 4;  // now c has the fewest
     EXPECT_EQ(f.plan().front(), "c");
     // Equal load: the weighted round robin shares it.
-    for (auto& m : f.models) m->active = 2;
-    f.models[3]->active = 0;  // the local model is of the other role: irrelevant
+    for (auto& m : f.models) m->reported.active = 2;
+    f.models[3]->reported.active = 0;  // the local model is of the other role: irrelevant
     const auto shares = f.shares(30);
     EXPECT_EQ(shares, (std::map<std::string, int>{{"a", 10}, {"b", 10}, {"c", 10}}));
 }

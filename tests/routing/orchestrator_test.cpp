@@ -1,4 +1,5 @@
 #include "routing/orchestrator.h"
+#include "routing/offline_model.h"
 
 #include <gtest/gtest.h>
 
@@ -10,21 +11,6 @@ namespace sluice {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Stands in for a model only as the orchestrator's input: a name, a role and a status.
-class fake_provider : public provider {
-  public:
-    explicit fake_provider(model_config cfg) : cfg_(std::move(cfg)) {}
-    const model_config& config() const override { return cfg_; }
-    provider_status status() const override { return status_; }
-    int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
-    boost::asio::awaitable<void> stream(const chat_request&, chunk_sink) override { co_return; }
-
-    provider_status status_;
-
-  private:
-    model_config cfg_;
-};
 
 model_config model(std::string name, model_role role, std::string kind) {
     model_config m;
@@ -40,11 +26,11 @@ model_config model(std::string name, model_role role, std::string kind) {
 struct fixture : ::testing::Test {
     std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
     config cfg;
-    std::shared_ptr<fake_provider> local, cloud;
+    std::shared_ptr<offline_model> local, cloud;
 
     void SetUp() override {
-        local = std::make_shared<fake_provider>(model("local", model_role::local_small, "llama"));
-        cloud = std::make_shared<fake_provider>(model("gpt", model_role::cloud_large, "openai"));
+        local = std::make_shared<offline_model>(model("local", model_role::local_small, "llama"));
+        cloud = std::make_shared<offline_model>(model("gpt", model_role::cloud_large, "openai"));
         cfg.models = {local->config(), cloud->config()};
     }
     orchestrator make(std::vector<provider_ptr> providers) {
@@ -170,8 +156,8 @@ TEST_F(fixture, without_fallback_there_is_one_candidate) {
 }
 
 TEST_F(fixture, unavailable_provider_is_skipped) {
-    cloud->status_.available = false;
-    cloud->status_.detail = "no api key";
+    cloud->reported.available = false;
+    cloud->reported.detail = "no api key";
     auto orch = make();
     const auto o = orch.plan({.message = "hi", .model_type = "cloud_large"});
     ASSERT_TRUE(o.ok());
@@ -183,7 +169,7 @@ TEST_F(fixture, unavailable_provider_is_skipped) {
 }
 
 TEST_F(fixture, full_local_queue_sends_auto_traffic_to_the_cloud) {
-    local->status_.queue_depth = 4;
+    local->reported.queue_depth = 4;
     auto orch = make();
     const auto o = orch.plan({.message = "hi"});
     ASSERT_TRUE(o.ok());
@@ -192,7 +178,7 @@ TEST_F(fixture, full_local_queue_sends_auto_traffic_to_the_cloud) {
 }
 
 TEST_F(fixture, same_role_models_come_before_the_other_role) {
-    auto local2 = std::make_shared<fake_provider>(model("local2", model_role::local_small, "llama"));
+    auto local2 = std::make_shared<offline_model>(model("local2", model_role::local_small, "llama"));
     cfg.models = {local->config(), cloud->config(), local2->config()};
     auto orch = make({local, cloud, local2});
     EXPECT_EQ(names(orch.plan({.message = "hi", .model_type = "local_small"})),
@@ -266,8 +252,8 @@ TEST_F(fixture, client_errors_do_not_open_the_circuit) {
 }
 
 TEST_F(fixture, models_status_lists_every_model_in_config_order) {
-    local->status_.queue_depth = 2;
-    local->status_.active = 3;
+    local->reported.queue_depth = 2;
+    local->reported.active = 3;
     auto orch = make();
     const auto status = orch.models_status();
     ASSERT_EQ(status.size(), 2u);

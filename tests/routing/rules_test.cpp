@@ -7,22 +7,11 @@
 #include <vector>
 
 #include "core/config.h"
+#include "routing/offline_model.h"
 #include "routing/orchestrator.h"
 
 namespace sluice {
 namespace {
-
-class idle_model : public provider {
-  public:
-    explicit idle_model(model_config cfg) : cfg_(std::move(cfg)) {}
-    const model_config& config() const override { return cfg_; }
-    provider_status status() const override { return {}; }
-    int count_tokens(const std::string& text) const override { return static_cast<int>(text.size() / 4); }
-    boost::asio::awaitable<void> stream(const chat_request&, chunk_sink) override { co_return; }
-
-  private:
-    model_config cfg_;
-};
 
 constexpr std::string_view k_models = R"toml(
 [[models]]
@@ -49,7 +38,7 @@ struct routed {
 
     explicit routed(std::string_view rules) : cfg(parse_config(std::string(k_models) + std::string(rules))) {
         std::vector<provider_ptr> models;
-        for (const auto& m : cfg.models) models.push_back(std::make_shared<idle_model>(m));
+        for (const auto& m : cfg.models) models.push_back(std::make_shared<offline_model>(m));
         orch = std::make_unique<orchestrator>(cfg, std::move(models));
     }
 
