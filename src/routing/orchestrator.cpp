@@ -108,14 +108,17 @@ orchestrator::orchestrator(const config& cfg, std::vector<provider_ptr> provider
       rules_(cfg.routing.rules),
       providers_(std::move(providers)) {
     if (!clock) clock = [] { return std::chrono::steady_clock::now(); };
-    balancer_ = std::make_shared<balancer>(
-        parse_balance_policy(routing_.balance).value_or(balance_policy::weighted), providers_.size(), clock);
+    const auto policy = parse_balance_policy(routing_.balance).value_or(balance_policy::weighted);
+    balancer_ = std::make_shared<balancer>(policy, providers_.size(), clock);
+    // Only the latency policy reads first-token times: the other policies' streams go unwrapped.
+    const bool timed = policy == balance_policy::latency;
     entries_.reserve(providers_.size());
     for (std::size_t i = 0; i < providers_.size(); ++i) {
         const auto& p = providers_[i];
         if (!p) throw std::invalid_argument("orchestrator: null provider");
         const auto& mc = p->config();
-        entries_.push_back({std::make_shared<timed_provider>(p, balancer_, i, clock),
+        provider_ptr planned = timed ? std::make_shared<timed_provider>(p, balancer_, i, clock) : p;
+        entries_.push_back({std::move(planned),
                             std::make_unique<circuit_breaker>(mc.circuit_failures,
                                                               std::chrono::seconds(mc.circuit_open_s), clock),
                             i});

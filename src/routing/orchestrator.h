@@ -154,7 +154,8 @@ class orchestrator {
 
   private:
     struct model_entry {
-        provider_ptr provider;  // the configured provider, wrapped to time its first token
+        provider_ptr
+            provider;  // the configured provider; with balance = latency, wrapped to time its first token
         std::unique_ptr<circuit_breaker> breaker;
         std::size_t index = 0;  // config order
     };
