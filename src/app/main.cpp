@@ -16,6 +16,13 @@
 #include "core/log.h"
 
 int main(int argc, char** argv) {
+    // Last out: every line still waiting for stderr is written before the process ends.
+    struct logs_written {
+        logs_written() = default;
+        logs_written(const logs_written&) = delete;
+        logs_written& operator=(const logs_written&) = delete;
+        ~logs_written() { sluice::shutdown_logging(); }
+    } const logs;
     CLI::App app{"sluice: a streaming chat gateway in front of local and cloud models"};
     app.require_subcommand(1);
     app.fallthrough();  // --config and --log-level work before or after the subcommand
@@ -28,8 +35,9 @@ int main(int argc, char** argv) {
 
     std::optional<std::string> listen;
     bool logging_ready = false;
+    bool serving = false;  // the server logs asynchronously (core/log.h)
     const auto load = [&]() {
-        if (!logging_ready) sluice::init_logging(log_level);
+        if (!logging_ready) sluice::init_logging(log_level, serving);
         logging_ready = true;
         std::optional<std::filesystem::path> path;
         if (config_path) path = *config_path;
@@ -57,6 +65,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
         if (serve->parsed()) {
+            serving = true;
             auto cfg = load();
             sluice::resolve_hub_models(cfg);  // path = "hf:..." is pulled on first start
             return sluice::run_serve(cfg);

@@ -1,5 +1,7 @@
 #include "core/metrics.h"
 
+#include "core/log.h"
+
 #include <unistd.h>
 
 #include <array>
@@ -336,6 +338,24 @@ gauge& registry::local_queue_depth(std::string_view model) {
 
 namespace {
 
+// One unlabelled figure with its HELP and TYPE lines.
+void render_one(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+                double value) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += ' ';
+    append_number(out, value);
+    out += '\n';
+}
+
 // process_* as the official Prometheus clients export them, so stock dashboards work.
 void render_process(std::string& out) {
     std::ifstream stat_file("/proc/self/stat");
@@ -372,19 +392,7 @@ void render_process(std::string& out) {
     }
 
     const auto one = [&](std::string_view name, std::string_view type, std::string_view help, double v) {
-        out += "# HELP ";
-        out += name;
-        out += ' ';
-        out += help;
-        out += "\n# TYPE ";
-        out += name;
-        out += ' ';
-        out += type;
-        out += '\n';
-        out += name;
-        out += ' ';
-        append_number(out, v);
-        out += '\n';
+        render_one(out, name, type, help, v);
     };
     one("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", cpu);
     one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
@@ -400,6 +408,9 @@ std::string registry::render() const {
     std::string out;
     out.reserve(8192);
     for (const auto* f : families_) f->render(out);
+    render_one(out, "sluice_log_lines_dropped_total", "counter",
+               "Log lines dropped because stderr could not keep up (core/log.h).",
+               static_cast<double>(dropped_log_lines()));
     render_process(out);
     return out;
 }

@@ -31,6 +31,7 @@ FAMILIES = {
     "sluice_replayed_events_total": "counter",
     "sluice_circuit_state": "gauge",
     "sluice_local_queue_depth": "gauge",
+    "sluice_log_lines_dropped_total": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_cpu_seconds_total": "counter",
 }
