@@ -39,6 +39,8 @@ std::size_t dropped_log_lines() {
     return pool ? pool->overrun_counter() : 0;
 }
 
-void shutdown_logging() { spdlog::shutdown(); }
+void shutdown_logging() {
+    spdlog::shutdown();
+}
 
 }  // namespace sluice
