@@ -19,7 +19,12 @@ TARGETS = {  # the issue's targets, 2 cores, instant upstream
     "streams_added_gap_p99_ms": 2.0,
     "cancel_p99_ms": 5.0,
     "relay_chunks_per_core_s": 200_000,
+    # issue 17: against nginx as a plain reverse proxy of the same upstream, same run
+    "seed_rps_vs_proxy_c64": 0.5,
+    "seed_p99_vs_proxy_c8": 3.0,
+    "openai_rps_vs_proxy_c64": 0.7,
 }
+WHO = {"direct": "upstream alone", "proxy": "nginx proxy", "sluice": "sluice", "peer": "Portkey"}
 
 
 def load(out):
@@ -66,15 +71,16 @@ def errors(run):
 
 def overhead_table(runs, mode):
     lines = [
-        "| load | direct p50 / p99 ms | sluice p50 / p99 ms | peer p50 / p99 ms | sluice added p50 / p99 ms "
-        "| peer added p50 / p99 ms | req/s direct / sluice / peer | sluice ÷ direct req/s | errors sluice / peer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| load | direct p50 / p99 ms | nginx proxy p50 / p99 ms | sluice p50 / p99 ms | peer p50 / p99 ms "
+        "| sluice added p50 / p99 ms | peer added p50 / p99 ms | req/s direct / nginx / sluice / peer "
+        "| sluice ÷ nginx req/s | sluice ÷ nginx p99 | errors sluice / peer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for load in ("c1", "c64", "c512", "rate5000", "seed64"):
+    for load in ("c1", "c64", "c512", "rate5000", "seed64", "seed8"):
         r = runs.get(f"overhead.{mode}.{load}")
         if not r:
             continue
-        d, s, p = r.get("direct"), r.get("sluice"), r.get("peer")
+        d, n, s, p = r.get("direct"), r.get("proxy"), r.get("sluice"), r.get("peer")
 
         def pair(run):
             return f"{fmt(pct(run, 'latency_ms', 'p50'))} / {fmt(pct(run, 'latency_ms', 'p99'))}" if run else "—"
@@ -85,12 +91,15 @@ def overhead_table(runs, mode):
 
         name = {"c1": "1 connection", "c64": "64 connections", "c512": "512 connections",
                 "rate5000": "5,000 req/s (open loop)",
-                "seed64": "64 connections, sluice's /api/v1/chat/stream (each turn stored)"}[load]
+                "seed64": "64 connections, sluice's /api/v1/chat/stream (each turn stored)",
+                "seed8": "8 connections, sluice's /api/v1/chat/stream (each turn stored)"}[load]
+        rps = " / ".join(fmt((run or {}).get("rps"), 0) for run in (d, n, s, p))
         lines.append(
-            f"| {name} | {pair(d)} | {pair(s)} | {pair(p)} | {fmt(added(s, 'p50'))} / {fmt(added(s, 'p99'))} "
-            f"| {fmt(added(p, 'p50'))} / {fmt(added(p, 'p99'))} "
-            f"| {fmt((d or {}).get('rps'), 0)} / {fmt((s or {}).get('rps'), 0)} / {fmt((p or {}).get('rps'), 0)} "
-            f"| {fmt(ratio((s or {}).get('rps'), (d or {}).get('rps')), 2)} | {errors(s)} / {errors(p)} |")
+            f"| {name} | {pair(d)} | {pair(n)} | {pair(s)} | {pair(p)} "
+            f"| {fmt(added(s, 'p50'))} / {fmt(added(s, 'p99'))} | {fmt(added(p, 'p50'))} / {fmt(added(p, 'p99'))} "
+            f"| {rps} | {fmt(ratio((s or {}).get('rps'), (n or {}).get('rps')), 2)} "
+            f"| {fmt(ratio(pct(s, 'latency_ms', 'p99'), pct(n, 'latency_ms', 'p99')), 1)} "
+            f"| {errors(s)} / {errors(p)} |")
     return lines
 
 
@@ -105,7 +114,7 @@ def streams_table(runs, big):
         if not r:
             continue
         d = r.get("direct")
-        for target in ("direct", "sluice", "peer"):
+        for target in ("direct", "proxy", "sluice", "peer"):
             run = r.get(target)
             if not run:
                 continue
@@ -113,7 +122,7 @@ def streams_table(runs, big):
             added = None
             if target != "direct" and d:
                 added = pct(run, "chunk_delay_ms", "p99") - pct(d, "chunk_delay_ms", "p99")
-            who = {"direct": "upstream alone", "sluice": "sluice", "peer": "Portkey"}[target]
+            who = WHO[target]
             mem = "(upstream)" if target == "direct" else fmt(w.get("peak_rss_mb"), 1)
             lines.append(
                 f"| {int(n):,} at {rate}/s | {who} | {run.get('streams_done', 0):,} / {int(n):,} | {mem} "
@@ -127,13 +136,13 @@ def streams_table(runs, big):
 def cancel_table(runs):
     lines = ["| through | closes seen upstream / asked | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
     r = runs.get("cancel", {})
-    for target in ("direct", "sluice", "peer"):
+    for target in ("direct", "proxy", "sluice", "peer"):
         run = r.get(target)
         if not run:
             continue
         c = run.get("cancel_ms", {})
         asked = run.get("streams_cancelled", 0)
-        who = {"direct": "upstream alone", "sluice": "sluice", "peer": "Portkey"}[target]
+        who = WHO[target]
         if not c.get("n"):
             lines.append(f"| {who} | 0 / {asked} | the upstream never saw a close while the stream ran | — | — |")
             continue
@@ -147,7 +156,7 @@ def relay_rows(runs):
     lines = ["| through | chunks/s delivered | gateway CPU s | chunks per CPU-second (per core) | errors |",
              "|---|---|---|---|---|"]
     out = {}
-    for target in ("direct", "sluice"):
+    for target in ("direct", "proxy", "sluice"):
         run = r.get(target)
         if not run:
             continue
@@ -155,7 +164,7 @@ def relay_rows(runs):
         cpu = w.get("cpu_s") or 0
         per_core = run["content_events"] / cpu if cpu > 0 else None
         out[target] = per_core
-        who = "upstream alone (its own CPU)" if target == "direct" else "sluice"
+        who = "upstream alone (its own CPU)" if target == "direct" else WHO[target]
         lines.append(f"| {who} | {fmt(run.get('content_events_per_s'), 0)} | {fmt(cpu, 2)} | {fmt(per_core, 0)} "
                      f"| {errors(run)} |")
     return lines, out
@@ -182,6 +191,31 @@ def stream_targets(r, rate, verdict, big):
     return rows
 
 
+def proxy_targets(runs, verdict):
+    """Issue 17: sluice against nginx as a plain proxy of the same upstream, in the same run."""
+    rows = []
+
+    def rps(label, target):
+        return (runs.get(label, {}).get(target) or {}).get("rps")
+
+    seed = ratio(rps("overhead.stream.seed64", "sluice"), rps("overhead.stream.seed64", "proxy"))
+    if seed is not None:
+        rows.append(f"| /api/v1/chat/stream (each turn stored) ≥ {TARGETS['seed_rps_vs_proxy_c64']}× the nginx "
+                    f"proxy's req/s, 64 connections | {fmt(seed, 2)}× "
+                    f"| {verdict(seed >= TARGETS['seed_rps_vs_proxy_c64'])} |")
+    r8 = runs.get("overhead.stream.seed8", {})
+    p99 = ratio(pct(r8.get("sluice"), "latency_ms", "p99"), pct(r8.get("proxy"), "latency_ms", "p99"))
+    if p99 is not None:
+        rows.append(f"| /api/v1/chat/stream p99 ≤ {TARGETS['seed_p99_vs_proxy_c8']}× the nginx proxy's, "
+                    f"8 connections | {fmt(p99, 1)}× | {verdict(p99 <= TARGETS['seed_p99_vs_proxy_c8'])} |")
+    openai = ratio(rps("overhead.stream.c64", "sluice"), rps("overhead.stream.c64", "proxy"))
+    if openai is not None:
+        rows.append(f"| /v1/chat/completions ≥ {TARGETS['openai_rps_vs_proxy_c64']}× the nginx proxy's req/s, "
+                    f"64 connections (streaming) | {fmt(openai, 2)}× "
+                    f"| {verdict(openai >= TARGETS['openai_rps_vs_proxy_c64'])} |")
+    return rows
+
+
 def targets_table(runs, relay, big):
     rows = ["| target | measured | verdict |", "|---|---|---|"]
 
@@ -196,6 +230,7 @@ def targets_table(runs, relay, big):
                         f"| {verdict(added <= TARGETS['added_p99_rate_ms'])} |")
     for key, rate in (("streams.10000", 20), ("streams.10000slow", 2)):
         rows.extend(stream_targets(runs.get(key, {}), rate, verdict, big))
+    rows.extend(proxy_targets(runs, verdict))
     c = runs.get("cancel", {}).get("sluice")
     if c and c.get("cancel_ms", {}).get("n"):
         p99 = c["cancel_ms"]["p99"]
@@ -238,7 +273,10 @@ def generate(out):
         f"`build/sluice serve` (driven through its `{m['sluice_surface']}` surface; the model is a "
         "`cloud_large` model pointing at the fast upstream, routing forced to it) and the peer, "
         f"**{peer}** on Node {m.get('node') or '—'}, pointed at the same upstream with "
-        "`x-portkey-custom-host`. The peer ran with one fix applied to its installed copy by "
+        "`x-portkey-custom-host`, and "
+        f"**{m.get('proxy') or 'no nginx (not installed)'}** as a plain reverse proxy of the same upstream "
+        "(one worker, keep-alive to both sides, `proxy_buffering off`): the floor, a gateway that only "
+        "moves bytes. The peer ran with one fix applied to its installed copy by "
         "`bench/run.sh`: the upstream `Response` is re-wrapped (`new Response(body, response)`) before "
         "Portkey appends its headers, without which its streaming fails on Node's fetch; it was also "
         "bound to 127.0.0.1. Portkey waits about 25 ms before its first streamed chunk by design.",

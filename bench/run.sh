@@ -6,7 +6,8 @@
 #   BENCH_PROFILE=full bench/run.sh   the issue's durations (60 s streams)
 #   BENCH_ONLY="overhead cancel"      a subset of: overhead rate streams cancel relay
 #   BENCH_NO_PEER=1                   skip Portkey (no Node / npm)
-#   BENCH_TARGETS="direct peer"       drive only these (default: direct sluice peer)
+#   BENCH_TARGETS="direct peer"       drive only these (default: direct proxy sluice peer; proxy is
+#                                     nginx as a plain reverse proxy of the upstream, the floor)
 #   BUILD_DIR=build-x                 where sluice, loadgen and fast_upstream were built
 #   BENCH_NICE=0                      do not raise the measured processes' priority (root only)
 set -euo pipefail
@@ -76,7 +77,7 @@ UP_PORT=$(awk '/PORT/{print $2}' "$TMP/upstream.out")
 UP=http://127.0.0.1:$UP_PORT
 log "fast_upstream on $UP (pid $UP_PID)"
 
-TARGETS=${BENCH_TARGETS:-direct sluice peer}
+TARGETS=${BENCH_TARGETS:-direct proxy sluice peer}
 [ -n "${BENCH_NO_PEER:-}" ] && TARGETS=${TARGETS/peer/}
 targets=$TARGETS
 
@@ -143,6 +144,49 @@ fi
 log "sluice surface: $SLUICE_SURFACE (probe $probe)"
 fi
 
+# ---- nginx: a proxy that only moves bytes (keep-alive both sides, no buffering): the floor ----
+NG=
+NGINX_VERSION=""
+if [[ " $TARGETS " == *" proxy "* ]] && command -v nginx > /dev/null; then
+    NG_PORT=$(free_port)
+    mkdir -p "$TMP/nginx"
+    cat > "$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    upstream fast { server 127.0.0.1:$UP_PORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:$NG_PORT;
+        keepalive_requests 1000000;
+        location / {
+            proxy_pass http://fast;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
+    }
+}
+EOF
+    nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' > "$TMP/nginx.log" 2>&1 &
+    NG_PID=$!
+    PIDS+=("$NG_PID")
+    NG=http://127.0.0.1:$NG_PORT
+    NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
+    for _ in $(seq 1 50); do curl -s -o /dev/null "$NG/" && break; sleep 0.1; done
+    # The worker does the proxying: its CPU and memory are the figures (the master only waits).
+    NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
+    log "$NGINX_VERSION on $NG (pid $NG_PID, worker $NG_WORKER)"
+fi
+
 # ---- Portkey ----
 PEER_VERSION=""
 if [[ " $TARGETS " == *" peer "* ]] && command -v node > /dev/null; then
@@ -183,6 +227,11 @@ run() {
             url=$UP/v1/chat/completions
             body=$(openai_body "$(upstream_model "$model")" "$stream" "$message")
             watch=$UP_PID ;;
+        proxy)
+            [ -n "$NG" ] || return 0
+            url=$NG/v1/chat/completions
+            body=$(openai_body "$(upstream_model "$model")" "$stream" "$message")
+            watch=${NG_WORKER:-$NG_PID} ;;
         sluice)
             headers=(--header "Authorization: Bearer $KEY")
             if [ "${SURFACE:-$SLUICE_SURFACE}" = openai ]; then
@@ -243,9 +292,12 @@ fi
 
 if want overhead && [ "$SLUICE_SURFACE" = openai ]; then
     # The SPEC's own endpoint, /api/v1/chat/stream: each answer is a new session, stored before [DONE].
-    for t in ${targets/peer/}; do
-        SURFACE=seed run "overhead.stream.seed64" "$t" bench true --connections 64 --duration "$T_OVERHEAD" \
-            --ramp-s 0.5
+    # At 64 connections (req/s) and 8 (p99), beside the same loads through the plain proxy.
+    for c in 64 8; do
+        for t in ${targets/peer/}; do
+            SURFACE=seed run "overhead.stream.seed$c" "$t" bench true --connections "$c" \
+                --duration "$T_OVERHEAD" --ramp-s 0.5
+        done
     done
 fi
 
@@ -305,6 +357,7 @@ fi
     echo "\"nice\": $(ps -o ni= -p $$ | tr -d ' '),"
     echo "\"sluice_surface\": \"$SLUICE_SURFACE\","
     echo "\"peer\": \"${PEER_VERSION:+@portkey-ai/gateway $PEER_VERSION}\","
+    echo "\"proxy\": \"$NGINX_VERSION\","
     echo "\"node\": \"$(node --version 2>/dev/null || true)\","
     echo "\"commit\": \"$(git -C "$ROOT" rev-parse --short HEAD)\","
     echo "\"date\": \"$(date -u +%Y-%m-%dT%H:%MZ)\""
