@@ -181,7 +181,7 @@ EOF
     PIDS+=("$NG_PID")
     NG=http://127.0.0.1:$NG_PORT
     NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
-    for _ in $(seq 1 50); do curl -s -o /dev/null "$NG/" && break; sleep 0.1; done
+    wait_http "$NG/" 30
     # The worker does the proxying: its CPU and memory are the figures (the master only waits).
     NG_WORKER=$(pgrep -P "$NG_PID" | head -1)
     log "$NGINX_VERSION on $NG (pid $NG_PID, worker $NG_WORKER)"

@@ -391,15 +391,14 @@ void render_process(std::string& out) {
         ++fds;
     }
 
-    const auto one = [&](std::string_view name, std::string_view type, std::string_view help, double v) {
-        render_one(out, name, type, help, v);
-    };
-    one("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", cpu);
-    one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
-    one("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize);
-    one("process_open_fds", "gauge", "Number of open file descriptors.", static_cast<double>(fds));
-    one("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.",
-        start);
+    render_one(out, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.", cpu);
+    render_one(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+    render_one(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsize);
+    render_one(out, "process_open_fds", "gauge", "Number of open file descriptors.",
+               static_cast<double>(fds));
+    render_one(out, "process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.", start);
 }
 
 }  // namespace

@@ -8,13 +8,12 @@ full pipe hung: the io thread blocked in write(2).
 """
 
 import http.client
-import json
 import os
 import re
 import subprocess
 import time
 
-from conftest import UPSTREAM_KEY, UPSTREAM_KEY_ENV, _binary
+from conftest import START_TIMEOUT_S, UPSTREAM_KEY, UPSTREAM_KEY_ENV, _binary, _wait_for
 
 # Each request at --log-level debug writes one line of about 60 bytes: 64 KiB of pipe and 4096
 # queued lines are past after about 5,200 requests.
@@ -43,7 +42,7 @@ def _start(workdir, upstream, stderr):
 
 
 def _port_from_pipe(proc):
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         line = proc.stderr.readline().decode(errors="replace")
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
@@ -54,25 +53,21 @@ def _port_from_pipe(proc):
 
 
 def _port_from_file(path):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def listening():
         with open(path, errors="replace") as f:
             m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
-        if m:
-            return int(m.group(1))
-        time.sleep(0.02)
-    raise AssertionError("sluice did not listen")
+        return int(m.group(1)) if m else None
+
+    return _wait_for(listening, START_TIMEOUT_S, "sluice to listen", log_path=path)
 
 
 def _created_key(workdir):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def created():
         with open(os.path.join(workdir, "sluice.out")) as f:
             m = re.search(r"^sluice: created API key (sk-[A-Za-z0-9_-]+)$", f.read(), re.M)
-        if m:
-            return m.group(1)
-        time.sleep(0.02)
-    raise AssertionError("no API key was created")
+        return m.group(1) if m else None
+
+    return _wait_for(created, 10, "the created API key")
 
 
 def _hammer_and_read_dropped(port, key):
