@@ -22,6 +22,7 @@
 #include "core/ids.h"
 #include "http/router.h"
 #include "streaming/log_reader.h"
+#include "streaming/shared_log.h"
 #include "streaming/stream_log.h"
 #include "turn/chat_turn.h"
 
@@ -103,6 +104,32 @@ stored_response make_record(const app_context& app, response_state& state, const
             .expires_ms = now + app.cfg.store.response_retention_days * k_ms_per_day,
             .input_items = state.input_items,
             .response = json::serialize(response_object(state, &out, out.model, status))};
+}
+
+// A running background response as the store keeps it until its end replaces it; it expires with
+// the producer's deadline (a turn refused before it started leaves no stream, and GET says 404).
+stored_response in_progress_record(const app_context& app, const response_state& state,
+                                   const std::string& model) {
+    const auto now = now_ms();
+    const auto deadline_s = app.cfg.server.request_timeout_s + app.cfg.resume.ttl_s;
+    return {.id = state.id,
+            .key_id = state.key_id,
+            .previous_response_id = state.previous_response_id,
+            .model = model,
+            .status = "in_progress",
+            .created_ms = state.created_at * 1000,
+            .expires_ms = now + std::int64_t{deadline_s} * 1000,
+            .input_items = state.input_items,
+            .response = json::serialize(response_object(state, nullptr, model, "in_progress"))};
+}
+
+net::awaitable<void> announce_then(app_context& app, stored_response record, net::awaitable<void> then) {
+    try {
+        co_await run_blocking(app.store_pool, [&app, &record] { app.db.save_response(record); });
+    } catch (const std::exception& e) {
+        spdlog::warn("response {}: its in_progress state was not stored: {}", record.id, e.what());
+    }
+    co_await std::move(then);
 }
 
 // The turn's outcome hook: runs before the last event, so a GET or a previous_response_id right
@@ -296,13 +323,22 @@ net::awaitable<void> create_response(app_context& app, exchange& ex) {
             };
         }
     }
+    // With a store that several instances share, a background response is in_progress there too,
+    // so that a GET through another instance finds it while it runs.
+    std::optional<stored_response> announced;
+    if (request.background && app.shared_logs) announced = in_progress_record(app, *state, request.model);
     pending->format = make_responses_wire_format(std::move(state));
-    if (request.previous_response_id.empty() && request.references.empty())
-        return run_chat_turn(app, ex, std::move(turn), std::move(pending->format));
+    if (request.previous_response_id.empty() && request.references.empty()) {
+        auto run = run_chat_turn(app, ex, std::move(turn), std::move(pending->format));
+        if (announced) return announce_then(app, std::move(*announced), std::move(run));
+        return run;
+    }
     pending->previous_response_id = std::move(request.previous_response_id);
     pending->references = std::move(request.references);
     pending->has_instructions = request.has_instructions;
-    return continue_response(app, ex, std::move(pending));
+    auto run = continue_response(app, ex, std::move(pending));
+    if (announced) return announce_then(app, std::move(*announced), std::move(run));
+    return run;
 }
 
 // The response `{id}` when the caller's key owns it; otherwise the error went out and it is null.
@@ -335,8 +371,9 @@ std::string_view query_value(std::string_view query, std::string_view name);
 // sequence number N (event id N + 1: the log numbers events from 1, the wire from 0), then live.
 net::awaitable<void> stream_response(app_context& app, exchange& ex) {
     const std::string id{ex.param("id")};
+    const std::string owner = key_of(ex);
     std::shared_ptr<stream_log> log;
-    if (app.streams) log = app.streams->find(id, key_of(ex));
+    if (app.streams) log = co_await find_stream(*app.streams, app.shared_logs, id, owner);
     const auto after_text = query_value(ex.query(), "starting_after");
     std::int64_t after = -1;
     std::optional<api_error> error;
@@ -382,6 +419,18 @@ net::awaitable<void> get_response(app_context& app, exchange& ex) {
     }
     auto found = co_await find_owned(app, ex);
     if (!found) co_return;
+    if (found->status == "in_progress" && app.streams) {
+        // Another instance's: only while its stream is there (a turn refused before it started).
+        const std::string id = found->id;
+        const std::string owner = key_of(ex);
+        const auto stream = co_await find_stream(*app.streams, app.shared_logs, id, owner);
+        if (!stream) {
+            auto res = openai_error_response(
+                ex.request(), {.code = 404, .message = "No response found with id '" + id + "'."});
+            co_await ex.respond(std::move(res));
+            co_return;
+        }
+    }
     auto body = std::move(found->response);
     co_await ex.respond_json(http_status::ok, std::move(body));
 }
@@ -391,7 +440,11 @@ net::awaitable<void> get_response(app_context& app, exchange& ex) {
 // finished one is answered as it is.
 net::awaitable<void> cancel_response(app_context& app, exchange& ex) {
     std::shared_ptr<stream_log> log;
-    if (app.streams) log = app.streams->find(ex.param("id"), key_of(ex));
+    if (app.streams) {
+        const std::string id{ex.param("id")};
+        const std::string owner = key_of(ex);
+        log = co_await find_stream(*app.streams, app.shared_logs, id, owner);
+    }
     if (log && !log->finished()) {
         log->cancel();
         // The producer stores the response before it finishes the log.

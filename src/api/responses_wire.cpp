@@ -236,6 +236,13 @@ class responses_wire final : public wire_format {
         send(events, "response.failed", event);
     }
 
+    // response.failed with the next sequence number and the output so far, which moves nothing.
+    void lost_events(sse_batch& events, const api_error& error, const stream_identity& who) override {
+        json::object event{{"type", "response.failed"}, {"sequence_number", sequence_}};
+        event["response"] = response_object(*state_, state_->outcome, who.model, "failed", &error);
+        send(events, "response.failed", event);
+    }
+
     http_response error_response(const http_request& request, const api_error& error, std::string_view,
                                  const stream_identity*) override {
         return openai_error_response(request, error);

@@ -20,6 +20,7 @@
 #include "api/ui.h"
 #include "api/usage_api.h"
 #include "core/ids.h"
+#include "core/log.h"
 #include "http/auth.h"
 #include "http/server.h"
 #include "inference/llama_provider.h"
@@ -28,6 +29,7 @@
 #include "providers/openai_provider.h"
 #include "routing/orchestrator.h"
 #include "store/store.h"
+#include "streaming/shared_log.h"
 #include "streaming/stream_log.h"
 #include "turn/app_context.h"
 #include "turn/session_locks.h"
@@ -110,8 +112,10 @@ int run_serve(const config& cfg) {
         // The request deadline bounds how long a producer runs; a finished log stays resume.ttl_s.
         stream_registry streams{cfg.resume.max_bytes, std::chrono::seconds{cfg.resume.ttl_s},
                                 std::chrono::seconds{cfg.server.request_timeout_s + cfg.resume.ttl_s}};
+        const shared_log_access shared_logs{.db = db.get(), .pool = &store_pool};
         app.routing = &routing;
         app.streams = &streams;
+        if (db->shares_stream_logs()) app.shared_logs = &shared_logs;
         // A producer ends before the server does: at shutdown it is cut with the connections,
         // storing its partial answer as a cut stream does.
         app.spawn_detached = [&server](boost::asio::any_io_executor executor,
@@ -156,7 +160,7 @@ int run_serve(const config& cfg) {
             // provider state, so leave without unwinding them (the store work above has finished),
             // and say so in the exit code.
             spdlog::warn("exiting with connections cut");
-            spdlog::default_logger()->flush();
+            shutdown_logging();  // every waiting line is written: _Exit runs no destructor
             std::_Exit(1);
         }
     }

@@ -8,6 +8,7 @@
 
 #include "api/seed_api.h"
 #include "streaming/log_reader.h"
+#include "streaming/shared_log.h"
 #include "streaming/stream_log.h"
 
 namespace sluice {
@@ -44,8 +45,12 @@ std::optional<std::uint64_t> resume_after(const exchange& ex) {
 net::awaitable<void> resume_stream(app_context& app, exchange& ex) {
     const std::string owner = ex.key() ? ex.key()->id : std::string{};
     std::shared_ptr<stream_log> log;
-    // Another key's stream is as unknown as a stream that never was.
-    if (app.streams) log = app.streams->find(ex.param("id"), owner);
+    // Another key's stream is as unknown as a stream that never was. With a shared store the
+    // stream may be another instance's.
+    if (app.streams) {
+        const std::string_view id = ex.param("id");
+        log = co_await find_stream(*app.streams, app.shared_logs, id, owner);
+    }
     std::optional<api_error> error;
     const auto after = resume_after(ex);
     if (!log) {

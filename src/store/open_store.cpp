@@ -97,4 +97,13 @@ bool store::delete_response(const std::string&) {
     throw store_unavailable("this store keeps no responses");
 }
 
+shared_log_feedback store::publish_log(const shared_log_update&) {
+    throw store_unavailable("this store shares no stream logs");
+}
+
+std::optional<shared_log_slice> store::read_shared_log(const std::string&, std::uint64_t, std::size_t,
+                                                       std::int64_t, bool) {
+    throw store_unavailable("this store shares no stream logs");
+}
+
 }  // namespace sluice

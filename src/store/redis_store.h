@@ -18,7 +18,10 @@
 // tokens) expiring after two windows; streams:<key> sorted set of slots scored by expiry;
 // usage:<key>:<model> hash, usage_models:<key> set, usage_keys set; session_lock:<id> the holder's
 // token (SET NX PX: it expires unless refreshed; refreshed and deleted only by a script that compares
-// the token first); response:<id> hash expiring at the response's expires_ms.
+// the token first); response:<id> hash expiring at the response's expires_ms; a resumable stream's
+// shared log (redis_stream_logs.cpp): log:<id> a Redis Stream whose entry ids are 0-<event id>,
+// log_meta:<id> hash (owner, last, done, overflow, orphan, cancel), log_alive:<id> the producer's
+// heartbeat and log_reader:<id> a remote reader's presence, both expiring unless refreshed.
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -74,6 +77,13 @@ class redis_store final : public store {
     void save_response(const stored_response& response) override;
     std::optional<stored_response> load_response(const std::string& id, std::int64_t now_ms) override;
     bool delete_response(const std::string& id) override;
+
+    // In redis_stream_logs.cpp.
+    bool shares_stream_logs() const override { return true; }
+    shared_log_feedback publish_log(const shared_log_update& update) override;
+    std::optional<shared_log_slice> read_shared_log(const std::string& id, std::uint64_t after,
+                                                    std::size_t max_events, std::int64_t reader_ttl_ms,
+                                                    bool cancel) override;
 
     void record_usage(const usage_delta& delta) override;
     std::vector<usage_row> usage(const std::optional<std::string>& key_id) override;

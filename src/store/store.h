@@ -81,6 +81,38 @@ struct stored_response {
     std::string response;     // the response object (output items, usage...) as JSON
 };
 
+// A resumable stream's event log kept in a store that several processes share (Redis Streams; see
+// streaming/shared_log.h), so that a client whose reconnect lands on another process resumes there.
+// The producer's write: new events, the log's state and its heartbeat.
+struct shared_log_update {
+    std::string id;
+    std::string owner;                // the key id: only its key may read the log
+    std::uint64_t first_id = 0;       // events[i] has the id first_id + i
+    std::vector<std::string> events;  // each its SSE text, "id: N" line first
+    bool finished = false;            // no event follows
+    bool overflowed = false;          // past resume.max_bytes: no reader may start any more
+    std::string orphan_event;         // what a reader ends with if the producer dies (first update)
+    std::int64_t alive_ttl_ms = 0;    // the producer counts as gone this long after its last update
+    std::int64_t keep_ms = 0;         // the whole log expires this long after this update
+};
+
+// What the producer learns from its write.
+struct shared_log_feedback {
+    bool cancel_requested = false;  // POST .../cancel reached another process
+    bool remote_reader = false;     // a client reads the log through another process
+};
+
+// A reader's view: the events after an id, and the log's state.
+struct shared_log_slice {
+    std::string owner;
+    std::vector<std::pair<std::uint64_t, std::string>> events;  // id, SSE text
+    std::uint64_t last_id = 0;
+    bool finished = false;
+    bool overflowed = false;
+    bool producer_alive = false;
+    std::string orphan_event;
+};
+
 struct rate_decision {
     bool allowed = true;
     int retry_after_s = 0;
@@ -144,6 +176,18 @@ class store {
     // Null when absent or expired (expires_ms <= now_ms).
     virtual std::optional<stored_response> load_response(const std::string& id, std::int64_t now_ms);
     virtual bool delete_response(const std::string& id);  // false when no such response
+
+    // resumable streams' shared event logs (see shared_log_update). Not pure: a store used by one
+    // process (SQLite) shares none, and the log stays in the producer's memory.
+    virtual bool shares_stream_logs() const { return false; }
+    // Appends what the update holds (events already there are skipped, so a retried write is
+    // harmless) and refreshes the producer's heartbeat.
+    virtual shared_log_feedback publish_log(const shared_log_update& update);
+    // Up to max_events after `after` and the state; marks a reader present for reader_ttl_ms (0:
+    // not a reader) and, with `cancel`, asks the producer to stop. nullopt: no such log.
+    virtual std::optional<shared_log_slice> read_shared_log(const std::string& id, std::uint64_t after,
+                                                            std::size_t max_events,
+                                                            std::int64_t reader_ttl_ms, bool cancel);
 
     // usage ledger
     virtual void record_usage(const usage_delta& delta) = 0;

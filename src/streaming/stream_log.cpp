@@ -77,6 +77,12 @@ net::awaitable<void> wait_on(std::mutex& mutex, std::vector<std::weak_ptr<net::s
 
 }  // namespace
 
+std::string unframed_events(std::string_view framed_batch) {
+    std::string text;
+    for_each_chunk(framed_batch, [&text](std::string_view event) { text.append(event); });
+    return text;
+}
+
 void memory_stream_log::add_locked(std::string_view event) {
     entry added{.id = next_id_++, .text = {}};
     char digits[24];
@@ -152,8 +158,9 @@ net::awaitable<void> memory_stream_log::wait_until_abandoned(std::chrono::millis
     }
 }
 
-log_read memory_stream_log::read_after(std::uint64_t& after_id, sse_batch& out, std::size_t max_bytes) {
-    std::lock_guard lock{mutex_};
+template <typename Fn>
+log_read memory_stream_log::visit_after_locked(std::uint64_t& after_id, std::size_t max_bytes,
+                                               Fn&& take) const {
     const std::uint64_t first = entries_.empty() ? next_id_ : entries_.front().id;
     if (after_id + 1 < first || after_id >= next_id_) return log_read::out_of_range;
     auto index = static_cast<std::size_t>(after_id + 1 - first);
@@ -161,11 +168,22 @@ log_read memory_stream_log::read_after(std::uint64_t& after_id, sse_batch& out, 
     std::size_t added = 0;
     while (index < entries_.size() && (added == 0 || added < max_bytes)) {
         const auto& event = entries_[index++];
-        out.add_raw(event.text);
+        take(event.text);
         added += event.text.size();
         after_id = event.id;
     }
     return log_read::events;
+}
+
+log_read memory_stream_log::read_after(std::uint64_t& after_id, sse_batch& out, std::size_t max_bytes) {
+    std::lock_guard lock{mutex_};
+    return visit_after_locked(after_id, max_bytes, [&out](const std::string& text) { out.add_raw(text); });
+}
+
+log_read memory_stream_log::copy_after(std::uint64_t& after_id, std::vector<std::string>& out,
+                                       std::size_t max_bytes) const {
+    std::lock_guard lock{mutex_};
+    return visit_after_locked(after_id, max_bytes, [&out](const std::string& text) { out.push_back(text); });
 }
 
 net::awaitable<void> memory_stream_log::wait_change(std::uint64_t seen, std::chrono::milliseconds timeout) {
@@ -247,8 +265,9 @@ std::size_t memory_stream_log::bytes() const {
 
 // ---- the registry ----
 
-std::pair<std::string, std::shared_ptr<stream_log>> stream_registry::create(std::string owner, std::string id,
-                                                                            clock::time_point now) {
+std::pair<std::string, std::shared_ptr<memory_stream_log>> stream_registry::create(std::string owner,
+                                                                                   std::string id,
+                                                                                   clock::time_point now) {
     if (id.empty()) id = new_id("st_");
     auto log = std::make_shared<memory_stream_log>(max_bytes_);
     std::lock_guard lock{mutex_};

@@ -72,6 +72,9 @@ class stream_log {
     virtual std::uint64_t last_id() const = 0;
 };
 
+// The SSE text of a chunk-framed batch's events (sse_batch::wire_bytes()), without the framing.
+std::string unframed_events(std::string_view framed_batch);
+
 // The log in this process's memory (the SQLite store case; one process only).
 class memory_stream_log final : public stream_log {
   public:
@@ -92,6 +95,8 @@ class memory_stream_log final : public stream_log {
 
     bool finished() const override;
     std::uint64_t last_id() const override;
+    // As read_after, each event's text into `out` (the shared log's publisher copies them).
+    log_read copy_after(std::uint64_t& after_id, std::vector<std::string>& out, std::size_t max_bytes) const;
     // Past max_bytes: no new reader may start.
     bool overflowed() const;
     std::size_t readers() const;
@@ -103,6 +108,8 @@ class memory_stream_log final : public stream_log {
         std::string text;  // "id: N\n" + the event
     };
     void add_locked(std::string_view event);
+    template <typename Fn>
+    log_read visit_after_locked(std::uint64_t& after_id, std::size_t max_bytes, Fn&& take) const;
 
     const std::size_t max_bytes_;
     mutable std::mutex mutex_;
@@ -129,8 +136,8 @@ class stream_registry {
         : max_bytes_(max_bytes), ttl_(ttl), max_age_(max_age) {}
 
     // A new log owned by `owner` (the key's id) under `id` (empty: a new one).
-    std::pair<std::string, std::shared_ptr<stream_log>> create(std::string owner, std::string id = {},
-                                                               clock::time_point now = clock::now());
+    std::pair<std::string, std::shared_ptr<memory_stream_log>> create(std::string owner, std::string id = {},
+                                                                      clock::time_point now = clock::now());
     // The log when it exists and belongs to `owner`; null otherwise (the caller says 404 either way).
     std::shared_ptr<stream_log> find(std::string_view id, std::string_view owner,
                                      clock::time_point now = clock::now());

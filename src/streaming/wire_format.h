@@ -63,6 +63,12 @@ class wire_format {
     virtual void final(sse_batch& events, const stream_identity& who, const stream_outcome& out) = 0;
     // An error after the stream started: the in-band events that end it.
     virtual void error_events(sse_batch& events, const api_error& error, const stream_identity& who) = 0;
+    // The events that end the stream for a reader in another process when the one producing it died
+    // (rendered ahead, while the stream runs): as error_events, but this stream's state stays as it
+    // is. The default suits a format whose error events hold no state of the stream.
+    virtual void lost_events(sse_batch& events, const api_error& error, const stream_identity& who) {
+        error_events(events, error, who);
+    }
     // The whole response, with its real status, for an error before anything was sent (`who` is null
     // before a model was chosen).
     virtual http_response error_response(const http_request& request, const api_error& error,

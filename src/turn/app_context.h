@@ -16,6 +16,7 @@ namespace sluice {
 
 class orchestrator;
 class session_locks;
+struct shared_log_access;
 class stream_registry;
 class usage_ledger;
 
@@ -28,6 +29,9 @@ struct app_context {
     session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
     usage_ledger* usage = nullptr;        // batched usage writes (set by serve)
     stream_registry* streams = nullptr;   // the logs of resumable streams (set by serve)
+    // Where those logs are shared with the other processes of the store (set by serve when the
+    // store shares_stream_logs(): Redis); null: each stays in its producer's memory.
+    const shared_log_access* shared_logs = nullptr;
     // Starts work that outlives its connection (a resumable stream's producer) so that shutdown
     // waits for it and then cuts it as it does a connection (set by serve: http_server::spawn_detached);
     // null: co_spawn on its own (tests).

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "core/metrics.h"
 #include "streaming/log_reader.h"
 #include "streaming/relay.h"
+#include "streaming/shared_log.h"
 #include "streaming/stream_log.h"
 #include "turn/admission.h"
 #include "turn/conversation.h"
@@ -261,17 +263,55 @@ void log_turn(const turn_in_flight& flight) {
                  outcome.error ? " error: " + outcome.error->message : std::string{});
 }
 
-// A resumable stream's producer: the relay writing to the log, holding the turn (its admission
-// slot, session lock and outcome hook) until the answer is stored, whoever reads it.
-net::awaitable<void> produce_to_log(app_context& app, std::shared_ptr<stream_log> log, std::string stream_id,
-                                    std::chrono::milliseconds keep, std::unique_ptr<turn_in_flight> flight) {
+// What a reader in another process ends with if this one dies before the stream's end.
+std::string orphan_event(turn_in_flight& flight, const stream_identity& who) {
+    sse_batch events;
+    const api_error lost{.code = 502,
+                         .message =
+                             "the sluice instance producing this stream stopped before its end: "
+                             "the rest of the answer is lost"};
+    flight.format->lost_events(events, lost, who);
+    auto text = unframed_events(events.wire_bytes());
+    if (flight.format->done_marker()) text.append(k_sse_done);
+    return text;
+}
+
+// The relay writing to the log; the log ends when it does, even when the relay could not write its end.
+net::awaitable<void> relay_then_finish(app_context& app, memory_stream_log& log, std::string_view stream_id,
+                                       std::chrono::milliseconds keep, turn_in_flight& flight) {
     try {
-        co_await relay_to_log(*log, keep, flight->started, std::move(flight->candidates), flight->options,
-                              flight->outcome, std::move(flight->persist), app.routing);
+        co_await relay_to_log(log, keep, flight.started, std::move(flight.candidates), flight.options,
+                              flight.outcome, std::move(flight.persist), app.routing);
     } catch (const std::exception& e) {
         spdlog::error("stream {}: the producer failed: {}", stream_id, e.what());
     }
-    log->finish();  // readers end even when the relay could not write its end
+    log.finish();
+}
+
+// A resumable stream's producer: the relay writing to the log, holding the turn (its admission
+// slot, session lock and outcome hook) until the answer is stored, whoever reads it. With a shared
+// store the log is published there too, for readers in other processes.
+net::awaitable<void> produce_to_log(app_context& app, std::shared_ptr<memory_stream_log> log,
+                                    std::string stream_id, std::chrono::milliseconds keep,
+                                    std::unique_ptr<turn_in_flight> flight) {
+    // Before the relay takes the candidates.
+    const auto identity = std::make_shared<const stream_identity>(flight->candidates.front().identity);
+    auto relaying = relay_then_finish(app, *log, stream_id, keep, *flight);
+    if (app.shared_logs) {
+        using namespace boost::asio::experimental::awaitable_operators;
+        const auto running_keep =
+            std::chrono::seconds{app.cfg.server.request_timeout_s + app.cfg.resume.ttl_s};
+        publish_settings settings{
+            .id = stream_id,
+            .owner = flight->key_id,
+            .orphan_event = [&flight = *flight, identity] { return orphan_event(flight, *identity); },
+            .running_keep = running_keep,
+            .finished_keep = std::chrono::seconds{app.cfg.resume.ttl_s}};
+        auto publishing = publish_log(*app.shared_logs, *log, std::move(settings));
+        co_await (std::move(relaying) && std::move(publishing));
+    } else {
+        co_await std::move(relaying);
+    }
     app.streams->finished(stream_id);
     log_turn(*flight);
 }
@@ -282,7 +322,7 @@ net::awaitable<void> stream_resumable(app_context& app, exchange& ex,
                                       std::unique_ptr<turn_in_flight> flight) {
     auto created = app.streams->create(flight->key_id, flight->stream_id);
     const std::string stream_id = created.first;
-    std::shared_ptr<stream_log> log = std::move(created.second);
+    std::shared_ptr<memory_stream_log> log = std::move(created.second);
     metrics::get().resumable_streams().inc();
     const auto keep = flight->background
                           ? std::chrono::milliseconds::max()

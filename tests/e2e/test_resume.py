@@ -5,10 +5,8 @@ model at temperature 0). Another key's 404, the byte cap (resume.max_bytes), the
 (resume.keep_s) and the plain path without `resumable` unchanged. One sluice is shared by the
 module."""
 
-import http.client
 import json
 import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +15,7 @@ import pytest
 
 from clients_support import needs_node, run_node
 from conftest import Sluice, Upstream
+from resume_support import Stream, data_events, named_events, read_all, read_then_drop, seed_text
 
 MAX_BYTES = 8192
 KEEP_S = 2
@@ -45,50 +44,6 @@ def fresh_script(upstream):
     upstream.reset()
 
 
-class Stream:
-    """One SSE response read event by event (http.client, so the test owns the socket)."""
-
-    def __init__(self, sluice, method, path, body=None, headers=None):
-        self.conn = http.client.HTTPConnection("127.0.0.1", sluice.port, timeout=30)
-        all_headers = dict(headers or {})
-        if body is not None:
-            all_headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=all_headers)
-        self.sock = self.conn.sock
-        self.res = self.conn.getresponse()
-        self.status = self.res.status
-        self.headers = self.res.headers
-
-    def events(self):
-        """Each event as a dict of its fields (id, data, retry, comment), until the body ends."""
-        block = {}
-        while True:
-            line = self.res.readline()
-            if not line:
-                if block:
-                    yield block
-                return
-            line = line.decode().rstrip("\r\n")
-            if line == "":
-                if block:
-                    yield block
-                block = {}
-                continue
-            field, _, value = line.partition(":")
-            block[field or "comment"] = value[1:] if value.startswith(" ") else value
-
-    def drop(self):
-        """Leaves like a phone that lost its network: the socket goes, nothing is read any more."""
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.res.close()
-        self.conn.close()
-
-    def close(self):
-        self.res.close()
-        self.conn.close()
-
-
 def chat(sluice, body, key=None, path="/api/v1/chat/stream", extra_headers=None):
     if path == "/api/v1/chat/stream":
         body = {"preferred_model": "cloud", **body}  # the scripted upstream, unless the test says otherwise
@@ -100,31 +55,6 @@ def resume(sluice, stream_id, last_event_id=None, key=None):
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     return Stream(sluice, "GET", f"/api/v1/streams/{stream_id}", headers=headers)
-
-
-def data_events(events):
-    return [e for e in events if "data" in e]
-
-
-def seed_text(events):
-    return "".join(json.loads(e["data"])["content"] for e in events if e["data"] != "[DONE]")
-
-
-def read_all(stream):
-    out = list(stream.events())
-    stream.close()
-    return out
-
-
-def read_then_drop(stream, content_events):
-    """The first `content_events` events with text, then the connection drops."""
-    got = []
-    for event in stream.events():
-        got.append(event)
-        if len([e for e in got if "data" in e]) >= content_events:
-            break
-    stream.drop()
-    return got
 
 
 def metric(sluice, name):
@@ -324,10 +254,6 @@ def call(sluice, method, path, body=None, key=None):
             return res.status, json.loads(res.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
-
-
-def named_events(events):
-    return [json.loads(e["data"]) for e in events if "data" in e]
 
 
 def test_a_background_response_runs_on_and_replays_after_a_sequence_number(upstream, sluice):

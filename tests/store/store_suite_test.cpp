@@ -392,5 +392,68 @@ TYPED_TEST(store_suite, a_second_instance_shares_the_data) {
     }
 }
 
+TYPED_TEST(store_suite, a_shared_stream_log_is_read_after_an_id_by_another_instance) {
+    auto& a = *this->store_;
+    if constexpr (!TypeParam::k_shares_stream_slots) {
+        EXPECT_FALSE(a.shares_stream_logs()) << "one process: the log stays in its memory";
+        EXPECT_THROW(a.read_shared_log("st_x", 0, 10, 0, false), store_unavailable);
+    } else {
+        ASSERT_TRUE(a.shares_stream_logs());
+        auto b = this->backend_.open();
+        EXPECT_FALSE(b->read_shared_log("st_1", 0, 10, 0, false)) << "no such log";
+        shared_log_update update{.id = "st_1",
+                                 .owner = "key_a",
+                                 .first_id = 1,
+                                 .events = {"id: 1\ndata: a\n\n", "id: 2\ndata: b\n\n"},
+                                 .orphan_event = "data: lost\n\n",
+                                 .alive_ttl_ms = 60000,
+                                 .keep_ms = 60000};
+        auto feedback = a.publish_log(update);
+        EXPECT_FALSE(feedback.cancel_requested);
+        EXPECT_FALSE(feedback.remote_reader);
+        // A retried write (its reply was lost) adds nothing twice; the next one goes on.
+        a.publish_log(update);
+        update.first_id = 3;
+        update.events = {"id: 3\ndata: c\n\n"};
+        update.orphan_event.clear();
+        a.publish_log(update);
+
+        auto slice = b->read_shared_log("st_1", 1, 10, 3000, false);
+        ASSERT_TRUE(slice);
+        EXPECT_EQ(slice->owner, "key_a");
+        EXPECT_EQ(slice->last_id, 3u);
+        ASSERT_EQ(slice->events.size(), 2u);
+        EXPECT_EQ(slice->events[0], (std::pair<std::uint64_t, std::string>{2, "id: 2\ndata: b\n\n"}));
+        EXPECT_EQ(slice->events[1].first, 3u);
+        EXPECT_TRUE(slice->producer_alive);
+        EXPECT_FALSE(slice->finished);
+        EXPECT_EQ(slice->orphan_event, "data: lost\n\n") << "kept from the first write";
+        EXPECT_EQ(b->read_shared_log("st_1", 0, 1, 0, false)->events.size(), 1u) << "at most max_events";
+
+        // The reader's presence and its cancel reach the producer with its next write.
+        b->read_shared_log("st_1", 3, 10, 3000, true);
+        update.events.clear();
+        update.first_id = 4;
+        feedback = a.publish_log(update);
+        EXPECT_TRUE(feedback.cancel_requested);
+        EXPECT_TRUE(feedback.remote_reader);
+
+        update.finished = true;
+        a.publish_log(update);
+        slice = b->read_shared_log("st_1", 3, 10, 0, false);
+        EXPECT_TRUE(slice->finished);
+        EXPECT_FALSE(slice->producer_alive) << "a finished producer has no heartbeat";
+        EXPECT_TRUE(slice->events.empty());
+
+        // A producer that stops writing is gone once its heartbeat expires.
+        shared_log_update dying{
+            .id = "st_2", .owner = "key_a", .first_id = 1, .alive_ttl_ms = 50, .keep_ms = 60000};
+        a.publish_log(dying);
+        EXPECT_TRUE(b->read_shared_log("st_2", 0, 10, 0, false)->producer_alive);
+        std::this_thread::sleep_for(std::chrono::milliseconds{150});
+        EXPECT_FALSE(b->read_shared_log("st_2", 0, 10, 0, false)->producer_alive);
+    }
+}
+
 }  // namespace
 }  // namespace sluice
