@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """What a resumable stream costs against a plain one: memory per open stream and time per stream.
 
-    /usr/bin/python3 bench/resume_cost.py [--binary build/sluice] [--streams 200] [--chunks 40]
+    /usr/bin/python3 bench/resume_cost.py [--binary build/sluice] [--streams 200] [--chunks 40] [--store redis]
 
 Starts tests/tools/scripted_upstream.py and `sluice serve` (one cloud_large model pointing at it)
 on 127.0.0.1. Memory: opens --streams concurrent seed streams whose upstream sends 2 x --chunks deltas
 50 ms apart, waits until every client has read --chunks of them, reads sluice's RSS, closes them; once plain, once with "resumable": true (so the resumable figure holds
 each stream's log of --chunks events too). Time: --streams streams one after another, each read to
-its end, plain and resumable alternating. Bounded in count; loopback only.
+its end, plain and resumable alternating. With --store redis, sluice runs on a redis-server the
+script starts (the resumable log is then also published to Redis Streams), and the Redis commands
+each stream cost are counted from INFO commandstats: EVAL calls (sluice's round trips: every
+store call but a few reads is one script) and every command, those run inside scripts included.
+Bounded in count; loopback only.
 """
 
 import argparse
@@ -19,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import socket
 import time
 
 import urllib.request
@@ -64,6 +69,22 @@ async def memory(url, key, pid, n, chunks, resumable):
     return (during - before) * 1024 / n
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_calls(port):
+    """(EVAL calls, all commands) so far, from INFO commandstats."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "commandstats"], capture_output=True, text=True,
+                         check=True).stdout
+    calls = {m.group(1): int(m.group(2)) for m in re.finditer(r"^cmdstat_(\S+):calls=(\d+)", out, re.M)}
+    evals = calls.get("eval", 0) + calls.get("evalsha", 0)
+    everything = sum(v for k, v in calls.items() if k not in ("info",))
+    return evals, everything
+
+
 async def timing(url, key, n, resumable):
     times = []
     body = {"message": "time", "preferred_model": "cloud", "resumable": resumable}
@@ -82,14 +103,26 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, "build", "sluice"))
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--chunks", type=int, default=40)
+    parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="sluice-resume-cost-")
+    redis = None
+    store_url = f"sqlite://{work}/db"
+    if args.store == "redis":
+        redis_port = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no", "--dir", work], stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            if subprocess.run(["redis-cli", "-p", str(redis_port), "ping"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.05)
+        store_url = f"redis://127.0.0.1:{redis_port}/0"
     up = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "tools", "scripted_upstream.py"), "--port", "0"],
                           stdout=subprocess.PIPE, text=True)
     port = int(re.match(r"PORT (\d+)", up.stdout.readline()).group(1))
     config = os.path.join(work, "sluice.toml")
     with open(config, "w") as f:
-        f.write(f'[server]\nlisten = "127.0.0.1:0"\nio_threads = 2\n[store]\nurl = "sqlite://{work}/db"\n'
+        f.write(f'[server]\nlisten = "127.0.0.1:0"\nio_threads = 2\n[store]\nurl = "{store_url}"\n'
                 f'[resume]\nkeep_s = 0\n[[models]]\nname = "cloud"\nrole = "cloud_large"\nprovider = "openai"\n'
                 f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = "BENCH_KEY"\n'
                 "[limits]\nrequests_per_minute = 0\n")
@@ -125,18 +158,34 @@ def main():
         script({"chunks": words[: args.chunks]})
         asyncio.run(timing(url, key, args.streams, False))  # warm-up
         times = {False: [], True: []}
+        commands = {False: [0, 0], True: [0, 0]}
         for _ in range(3):
             for resumable in (False, True):
+                before = redis_calls(redis_port) if redis else (0, 0)
                 times[resumable].append(asyncio.run(timing(url, key, args.streams, resumable)))
+                time.sleep(1.5)  # the publisher's last write and the usage ledger's flush land here
+                after = redis_calls(redis_port) if redis else (0, 0)
+                for i in (0, 1):
+                    commands[resumable][i] += after[i] - before[i]
         plain_ms, resumable_ms = statistics.median(times[False]), statistics.median(times[True])
-        print(json.dumps({"streams": args.streams, "chunks": args.chunks,
-                          "rss_per_open_stream_bytes": {"plain": round(plain_b), "resumable": round(resumable_b)},
-                          "median_ms_per_stream": {"plain": round(plain_ms, 2), "resumable": round(resumable_ms, 2)}}))
+        result = {"store": args.store, "streams": args.streams, "chunks": args.chunks,
+                  "rss_per_open_stream_bytes": {"plain": round(plain_b), "resumable": round(resumable_b)},
+                  "median_ms_per_stream": {"plain": round(plain_ms, 2), "resumable": round(resumable_ms, 2)}}
+        if redis:
+            per = 3 * args.streams
+            result["redis_eval_calls_per_stream"] = {m: round(commands[r][0] / per, 2)
+                                                     for m, r in (("plain", False), ("resumable", True))}
+            result["redis_commands_per_stream"] = {m: round(commands[r][1] / per, 2)
+                                                   for m, r in (("plain", False), ("resumable", True))}
+        print(json.dumps(result))
     finally:
         sluice.terminate()
         sluice.wait(15)
         up.terminate()
         up.wait(10)
+        if redis:
+            redis.terminate()
+            redis.wait(10)
 
 
 if __name__ == "__main__":

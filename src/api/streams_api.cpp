@@ -60,7 +60,8 @@ net::awaitable<void> resume_stream(app_context& app, exchange& ex) {
     } else if (!log->resumable_after(*after)) {
         error = api_error{
             .code = 410,
-            .message = log->last_id() < *after
+            // A log that passed its bound refuses every resume, whatever the id.
+            .message = log->resumable_after(0)
                            ? "Last-Event-ID names no event of this stream"
                            : "this stream is no longer resumable (its log passed resume.max_bytes)"};
     }

@@ -15,13 +15,15 @@ namespace {
 // entry ids are 0-<event id>, so XRANGE after an event id is exact.
 constexpr std::string_view k_publish = R"lua(
 local last = tonumber(redis.call('HGET', KEYS[2], 'last') or '0')
+local newest = nil
 for i = 7, #ARGV - 1, 2 do
   if tonumber(ARGV[i]) > last then
     redis.call('XADD', KEYS[1], '0-' .. ARGV[i], 'e', ARGV[i + 1])
     last = tonumber(ARGV[i])
-    redis.call('HSET', KEYS[2], 'last', ARGV[i])
+    newest = ARGV[i]
   end
 end
+if newest then redis.call('HSET', KEYS[2], 'last', newest) end
 redis.call('HSET', KEYS[2], 'owner', ARGV[1])
 if ARGV[2] == '1' then redis.call('HSET', KEYS[2], 'done', '1') end
 if ARGV[3] == '1' then redis.call('HSET', KEYS[2], 'overflow', '1') end
@@ -64,22 +66,19 @@ std::uint64_t event_id_of(std::string_view entry_id) {
 }  // namespace
 
 shared_log_feedback redis_store::publish_log(const shared_log_update& update) {
-    std::vector<std::string> args{update.owner,
-                                  update.finished ? "1" : "0",
-                                  update.overflowed ? "1" : "0",
-                                  update.orphan_event,
-                                  std::to_string(update.alive_ttl_ms),
-                                  std::to_string(update.keep_ms)};
+    std::vector<std::string> args{
+        update.owner,        update.finished ? "1" : "0",         update.overflowed ? "1" : "0",
+        update.orphan_event, std::to_string(update.alive_ttl_ms), std::to_string(update.keep_ms)};
     args.reserve(args.size() + 2 * update.events.size());
     for (std::size_t i = 0; i < update.events.size(); ++i) {
         args.push_back(std::to_string(update.first_id + i));
         args.push_back(update.events[i]);
     }
     const auto& id = update.id;
-    const auto reply = connection()->eval(
-        k_publish, {prefix_ + "log:" + id, prefix_ + "log_meta:" + id, prefix_ + "log_alive:" + id,
-                    prefix_ + "log_reader:" + id},
-        args);
+    const auto reply = connection()->eval(k_publish,
+                                          {prefix_ + "log:" + id, prefix_ + "log_meta:" + id,
+                                           prefix_ + "log_alive:" + id, prefix_ + "log_reader:" + id},
+                                          args);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
         throw store_unavailable("redis store: unexpected reply to a log write");
     return {.cancel_requested = reply_int(reply->element[0]) == 1,
@@ -89,24 +88,30 @@ shared_log_feedback redis_store::publish_log(const shared_log_update& update) {
 std::optional<shared_log_slice> redis_store::read_shared_log(const std::string& id, std::uint64_t after,
                                                              std::size_t max_events,
                                                              std::int64_t reader_ttl_ms, bool cancel) {
-    const auto reply = connection()->eval(
-        k_read, {prefix_ + "log:" + id, prefix_ + "log_meta:" + id, prefix_ + "log_alive:" + id,
-                 prefix_ + "log_reader:" + id},
-        {std::to_string(after), std::to_string(max_events), std::to_string(reader_ttl_ms), cancel ? "1" : "0"});
+    const auto reply = connection()->eval(k_read,
+                                          {prefix_ + "log:" + id, prefix_ + "log_meta:" + id,
+                                           prefix_ + "log_alive:" + id, prefix_ + "log_reader:" + id},
+                                          {std::to_string(after), std::to_string(max_events),
+                                           std::to_string(reader_ttl_ms), cancel ? "1" : "0"});
     if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_ARRAY ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY || reply->element[1]->type != REDIS_REPLY_ARRAY)
         throw store_unavailable("redis store: unexpected reply to a log read");
     shared_log_slice slice;
     const redisReply* meta = reply->element[0];
     for (std::size_t i = 0; i + 1 < meta->elements; i += 2) {
         const auto name = reply_string(meta->element[i]);
         const redisReply* value = meta->element[i + 1];
-        if (name == "owner") slice.owner = reply_string(value);
-        else if (name == "last") slice.last_id = static_cast<std::uint64_t>(reply_int(value));
-        else if (name == "done") slice.finished = reply_int(value) == 1;
-        else if (name == "overflow") slice.overflowed = reply_int(value) == 1;
-        else if (name == "orphan") slice.orphan_event = reply_string(value);
+        if (name == "owner")
+            slice.owner = reply_string(value);
+        else if (name == "last")
+            slice.last_id = static_cast<std::uint64_t>(reply_int(value));
+        else if (name == "done")
+            slice.finished = reply_int(value) == 1;
+        else if (name == "overflow")
+            slice.overflowed = reply_int(value) == 1;
+        else if (name == "orphan")
+            slice.orphan_event = reply_string(value);
     }
     const redisReply* events = reply->element[1];
     slice.events.reserve(events->elements);

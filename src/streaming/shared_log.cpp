@@ -25,6 +25,9 @@ constexpr std::size_t k_look_events = 256;
 // Once its log finished, a publisher that cannot reach the store gives up after this long.
 constexpr auto k_give_up = std::chrono::seconds{3};
 constexpr auto k_retry = std::chrono::milliseconds{250};
+// Writes of a running stream are at least this far apart, so a fast stream's events go in batches
+// (at most 20 writes a second per stream): well inside a remote reader's poll interval.
+constexpr auto k_write_gap = std::chrono::milliseconds{50};
 
 bool is_cancelled(const net::cancellation_state& state) {
     return state.cancelled() != net::cancellation_type::none;
@@ -48,6 +51,7 @@ struct publisher {
     bool cancel_passed = false;
     bool failing = false;
     clock::time_point failing_since{};
+    clock::time_point last_write{};
 
     // The next update: the events after `published` (up to k_publish_bytes), and whether that is all.
     bool prepare() {
@@ -90,14 +94,18 @@ struct publisher {
 
 }  // namespace
 
-net::awaitable<void> publish_log(shared_log_access access, memory_stream_log& log, publish_settings settings) {
-    auto state = std::make_unique<publisher>(publisher{.access = access, .log = log, .settings = std::move(settings)});
+net::awaitable<void> publish_log(shared_log_access access, memory_stream_log& log,
+                                 publish_settings settings) {
+    auto state =
+        std::make_unique<publisher>(publisher{.access = access, .log = log, .settings = std::move(settings)});
     state->update.id = state->settings.id;
     state->update.owner = state->settings.owner;
     state->update.alive_ttl_ms = shared_log_timing::k_alive_ttl.count();
     for (;;) {
         const auto cancellation = co_await net::this_coro::cancellation_state;
         if (is_cancelled(cancellation)) break;
+        const auto since = clock::now() - state->last_write;
+        if (since < k_write_gap && !log.finished()) co_await sleep_for(k_write_gap - since);
         const auto seen = log.version();
         const bool last = state->prepare();
         bool written = false;
@@ -106,6 +114,7 @@ net::awaitable<void> publish_log(shared_log_access access, memory_stream_log& lo
             auto writing = run_blocking(*access.pool, [&p] { return p.access.db->publish_log(p.update); });
             const auto feedback = co_await std::move(writing);
             state->apply(feedback);
+            state->last_write = clock::now();
             written = true;
             if (state->failing) spdlog::info("stream {}: its shared log is written again", state->update.id);
             state->failing = false;
@@ -158,7 +167,8 @@ bool remote_stream_log::cancel_requested() const {
 }
 
 bool remote_stream_log::resumable_after(std::uint64_t after_id) const {
-    return !overflowed_ && after_id <= last_id_;
+    // An id past what the producer wrote yet may be one its own client read a moment ago.
+    return !overflowed_ && (after_id <= last_id_ || (!finished_ && producer_alive_));
 }
 
 log_read remote_stream_log::read_after(std::uint64_t& after_id, sse_batch& out, std::size_t max_bytes) {
@@ -255,16 +265,16 @@ net::awaitable<void> remote_stream_log::wait_change(std::uint64_t seen, std::chr
     }
 }
 
-net::awaitable<std::shared_ptr<stream_log>> find_stream(stream_registry& local, const shared_log_access* shared,
-                                                        std::string_view id, std::string_view owner) {
+net::awaitable<std::shared_ptr<stream_log>> find_stream(stream_registry& local,
+                                                        const shared_log_access* shared, std::string_view id,
+                                                        std::string_view owner) {
     auto here = local.find(id, owner);
     if (here || !shared) co_return here;
     const std::string name{id};
     std::optional<shared_log_slice> state;
     try {
-        auto reading = run_blocking(*shared->pool, [shared, &name] {
-            return shared->db->read_shared_log(name, 0, 0, 0, false);
-        });
+        auto reading = run_blocking(
+            *shared->pool, [shared, &name] { return shared->db->read_shared_log(name, 0, 0, 0, false); });
         state = co_await std::move(reading);
     } catch (const std::exception& e) {
         spdlog::warn("stream {}: looking for its shared log failed: {}", name, e.what());

@@ -43,11 +43,11 @@ struct shared_log_timing {
 
 struct publish_settings {
     std::string id;
-    std::string owner;                      // the key id
+    std::string owner;  // the key id
     // SSE text: what a remote reader ends with if the producer dies, as things stand (rendered
     // again with each write that carries events, on the producer's thread).
     std::function<std::string()> orphan_event;
-    std::chrono::milliseconds running_keep; // how long the copy lives while the producer runs
+    std::chrono::milliseconds running_keep;   // how long the copy lives while the producer runs
     std::chrono::milliseconds finished_keep;  // resume.ttl_s: how long it lives once finished
 };
 
@@ -89,7 +89,7 @@ class remote_stream_log final : public stream_log {
     const std::string id_;
     std::deque<std::pair<std::uint64_t, std::string>> events_;  // fetched, not yet read
     std::uint64_t fetched_ = 0;                                 // the last event id fetched
-    bool started_ = false;  // fetched_ was set from the first read
+    bool started_ = false;                                      // fetched_ was set from the first read
     std::uint64_t last_id_ = 0;
     bool finished_ = false;
     bool overflowed_ = false;

@@ -191,13 +191,20 @@ def test_a_client_that_drops_resumes_through_the_balancer_on_the_other_instance(
     assert messages[-1]["content"] == "".join(WORDS), messages[-1]
 
 
-def test_a_finished_stream_replays_on_the_other_instance_and_another_key_gets_404(upstream, pair, key):
+def published(redis, stream_id):
+    """Waits until the producer wrote the end of its log to Redis (a reconnect after the stream ended)."""
+    _wait_for(lambda: redis.command("HGET", f"sluice:log_meta:{stream_id}", "done") == b"$1\r\n1\r\n", 10,
+              "the producer's last write")
+
+
+def test_a_finished_stream_replays_on_the_other_instance_and_another_key_gets_404(upstream, redis, pair, key):
     a, b = pair
     upstream.script(chunks=WORDS[:10])
     first = chat(a, key, {"message": "short", "resumable": True})
     stream_id = first.headers["X-Sluice-Stream-Id"]
     whole = data_events(read_all(first))
     assert whole[-1]["data"] == "[DONE]"
+    published(redis, stream_id)
     replay = data_events(read_all(resume(b, key, stream_id, 3)))
     assert replay == whole[3:]
     other_key, _ = create_key(a.config_path, name="nosy")
@@ -209,7 +216,7 @@ def test_a_finished_stream_replays_on_the_other_instance_and_another_key_gets_40
     unknown.close()
 
 
-def test_past_the_byte_cap_the_other_instance_refuses_the_resume(upstream, pair, key):
+def test_past_the_byte_cap_the_other_instance_refuses_the_resume(upstream, redis, pair, key):
     a, b = pair
     words = [f"{i:04d}" + "x" * 36 for i in range(300)]  # ~30 KB of events, past resume.max_bytes
     upstream.script(chunks=words)
@@ -217,6 +224,7 @@ def test_past_the_byte_cap_the_other_instance_refuses_the_resume(upstream, pair,
     stream_id = first.headers["X-Sluice-Stream-Id"]
     events = read_all(first)
     assert any("no longer resumable" in e.get("comment", "") for e in events), events[-3:]
+    published(redis, stream_id)
     refused = resume(b, key, stream_id, 1)
     assert refused.status == 410, refused.status
     body = refused.res.read().decode()
