@@ -12,7 +12,7 @@ export CCACHE_NOHASHDIR := 1
 APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
   libboost1.81-dev libboost-json1.81-dev libssl-dev libsqlite3-dev libhiredis-dev redis-server \
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev \
-  python3 python3-aiohttp python3-pytest clang-format curl ca-certificates chromium nginx
+  python3 python3-aiohttp python3-pytest python3-numpy clang-format curl ca-certificates chromium nginx
 
 .PHONY: deps build build-asan run test test-asan test-fast format format-check bench fuzz clean
 

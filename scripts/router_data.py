@@ -66,3 +66,44 @@ def cpt(scores, rows, target=0.5):
                 return float(x[k - 1])
             return float(x[k - 1] + (target - pgr[k - 1]) / (pgr[k] - pgr[k - 1]) * (x[k] - x[k - 1]))
     return 1.0
+
+
+# ---- folds: held-out evaluations that a random split does not give (scripts/router_folds.py) ----
+
+KINDS = {
+    "quantitative": ["abstract_algebra", "college_mathematics", "elementary_mathematics", "high_school_mathematics",
+                     "high_school_statistics", "econometrics", "college_physics", "high_school_physics",
+                     "college_chemistry", "high_school_chemistry", "professional_accounting"],
+    "computing": ["college_computer_science", "high_school_computer_science", "computer_security", "machine_learning",
+                  "electrical_engineering", "formal_logic"],
+    "judgement": ["moral_scenarios", "moral_disputes", "philosophy", "business_ethics", "jurisprudence",
+                  "logical_fallacies", "professional_law", "international_law", "world_religions", "sociology",
+                  "public_relations", "security_studies", "us_foreign_policy"],
+}
+SUBJECT_FOLDS = 5
+
+
+def subject_folds(rows):
+    sizes = {}
+    for r in rows:
+        sizes[r["subject"]] = sizes.get(r["subject"], 0) + 1
+    folds = [[] for _ in range(SUBJECT_FOLDS)]
+    load = [0] * SUBJECT_FOLDS
+    for subject in sorted(sizes, key=lambda s: (-sizes[s], s)):
+        k = min(range(SUBJECT_FOLDS), key=lambda i: (load[i], i))
+        folds[k].append(subject)
+        load[k] += sizes[subject]
+    return folds
+
+
+def folds_of(rows):
+    """[(name, test indexes)]: the subject folds, then the kinds."""
+    subjects = np.array([r["subject"] for r in rows])
+    out = []
+    for k, group in enumerate(subject_folds(rows)):
+        out.append((f"subjects {k + 1}", np.nonzero(np.isin(subjects, group))[0]))
+    for kind, group in KINDS.items():
+        missing = set(group) - set(subjects)
+        assert not missing, f"unknown subjects in KINDS[{kind}]: {missing}"
+        out.append((f"kind: {kind}", np.nonzero(np.isin(subjects, group))[0]))
+    return out

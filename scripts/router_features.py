@@ -45,7 +45,7 @@ CUES = {
 }
 
 DENSE_NAMES = ["length", "lines", "code", "math", "digits", "reasoning", "depth", "non_ascii",
-               "questions", "turns", "conversation"]
+               "questions", "capitals", "turns", "conversation"]
 # Features no prompt of the training set can teach (every MMLU prompt is a first turn): their
 # weights are set by hand in train_router.py, the training keeps them fixed.
 PRIOR_ONLY = {"turns", "conversation"}
@@ -113,6 +113,8 @@ def features(message: str, turns_so_far: int = 0, conversation_chars: int = 0):
     digits = sum(1 for c in head if 48 <= c <= 57)
     non_ascii = sum(1 for c in head if c >= 128)
     questions = head.count(b"?")
+    upper = sum(1 for c in head if 65 <= c <= 90)
+    letters = upper + sum(1 for c in head if 97 <= c <= 122)
     code_hits = counts["code"] + braces + 4 * fences
     math_hits = counts["math"] + operators
     dense = [
@@ -125,6 +127,7 @@ def features(message: str, turns_so_far: int = 0, conversation_chars: int = 0):
         min(counts["depth"], 3) / 3.0,
         non_ascii / n if n else 0.0,
         min(questions, 4) / 4.0,
+        upper / letters if letters else 0.0,
         min(turns_so_far, 10) / 10.0,
         min(math.log1p(conversation_chars) / math.log(65537.0), 1.5),
     ]

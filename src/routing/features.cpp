@@ -35,6 +35,7 @@ enum byte_class : std::uint8_t {
     k_non_ascii = 16,
     k_newline = 32,
     k_question = 64,
+    k_upper = 128,  // A-Z
 };
 
 struct byte_tables {
@@ -54,6 +55,7 @@ constexpr byte_tables make_byte_tables() {
         if (c >= 0x80) k |= k_non_ascii;
         if (c == '\n') k |= k_newline;
         if (c == '?') k |= k_question;
+        if (upper) k |= k_upper;
         t.cls[c] = k;
         t.lower[c] = static_cast<unsigned char>(upper ? c - 'A' + 'a' : c);
     }
@@ -166,6 +168,7 @@ request_features extract_features(std::string_view message, int turns_so_far,
     };
 
     int digits = 0, non_ascii = 0, braces = 0, operators = 0, newlines = 0, questions = 0;
+    int word_bytes = 0, upper = 0;
     for (const char ch : head) {
         const auto c = static_cast<unsigned char>(ch);
         const std::uint8_t k = k_bytes.cls[c];
@@ -173,8 +176,10 @@ request_features extract_features(std::string_view message, int turns_so_far,
             if (!in_token) h = unigram_seed;
             in_token = true;
             h = fnv_byte(h, k_bytes.lower[c]);
+            ++word_bytes;
             digits += (k & k_digit) != 0;
             non_ascii += (k & k_non_ascii) != 0;
+            upper += (k & k_upper) != 0;
         } else {
             if (in_token) end_token();
             braces += (k & k_brace) != 0;
@@ -200,6 +205,8 @@ request_features extract_features(std::string_view message, int turns_so_far,
     set(dense_feature::depth, saturate(f.depth_hits, 3));
     set(dense_feature::non_ascii, n > 0 ? non_ascii / n : 0.0);
     set(dense_feature::questions, saturate(questions, 4));
+    const int letters = word_bytes - digits - non_ascii;  // ASCII letters: the rest of a token's bytes
+    set(dense_feature::capitals, letters > 0 ? static_cast<double>(upper) / letters : 0.0);
     set(dense_feature::turns, saturate(std::max(turns_so_far, 0), 10));
     set(dense_feature::conversation,
         std::min(std::log1p(static_cast<double>(conversation_chars)) / std::log(65537.0), 1.5));

@@ -21,6 +21,7 @@ enum class dense_feature : std::size_t {
     depth,         // "detailed", "in depth", "essay", ...
     non_ascii,     // share of non-ASCII bytes: other scripts and languages
     questions,     // question marks
+    capitals,      // share of capitals among ASCII letters: symbols, acronyms, names, formulas
     turns,         // turns of the conversation before this one
     conversation,  // log of the conversation size so far
     count
