@@ -122,7 +122,9 @@ sqlite_store::sqlite_store(const std::filesystem::path& path) {
         exec("PRAGMA synchronous=NORMAL");
         exec("PRAGMA foreign_keys=ON");
         migrate();
+        if (name != ":memory:") checkpoints_ = std::make_unique<sqlite_checkpointer>(db_, path);
     } catch (...) {
+        checkpoints_.reset();
         statements_.reset();
         sqlite3_close(db_);
         db_ = nullptr;
@@ -131,7 +133,8 @@ sqlite_store::sqlite_store(const std::filesystem::path& path) {
 }
 
 sqlite_store::~sqlite_store() {
-    statements_.reset();  // finalized before the close, or the close fails
+    checkpoints_.reset();  // its thread and connection go first; the close checkpoints what is left
+    statements_.reset();   // finalized before the close, or the close fails
     sqlite3_close(db_);
 }
 

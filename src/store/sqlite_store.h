@@ -4,13 +4,15 @@
 // the last few) and a busy timeout so `sluice keys` can write while `serve` runs. One connection
 // behind a mutex: the store is called from a small pool and every call is short, so a connection
 // per thread would buy little and cost a cache each. Concurrent-stream slots live in memory: a
-// SQLite store serves one process.
+// SQLite store serves one process. WAL checkpoints run on a thread of their own
+// (sqlite_checkpointer.h), not inside a request's commit.
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "store/sqlite_checkpointer.h"
 #include "store/store.h"
 
 struct sqlite3;
@@ -57,6 +59,8 @@ class sqlite_store final : public store {
 
     // The schema version after the start-up migrations (for tests and the start-up log).
     int schema_version();
+    // The WAL's checkpoints (null for ":memory:"), for tests.
+    const sqlite_checkpointer* checkpointer() const { return checkpoints_.get(); }
 
   private:
     void migrate();
@@ -66,6 +70,7 @@ class sqlite_store final : public store {
     sqlite3* db_ = nullptr;
     std::unique_ptr<statement_cache> statements_;
     std::map<std::string, int> streams_;  // key id -> open streams
+    std::unique_ptr<sqlite_checkpointer> checkpoints_;
 };
 
 }  // namespace sluice

@@ -74,6 +74,40 @@ TEST(sqlite_store, unusable_path_is_a_clear_error) {
     EXPECT_THROW(sqlite_store(file / "sub" / "sluice.db"), store_unavailable);
 }
 
+// Writes back to back as fast as one connection commits, with no pause in which a PASSIVE
+// checkpoint could catch up: the WAL still has its bound (k_hard_pages, where the writer
+// checkpoints in its own commit) while three times that goes through it; the thread did checkpoint,
+// and every turn is there afterwards.
+TEST(sqlite_store, wal_is_checkpointed_in_the_background_and_stays_bounded) {
+    temp_dir dir;
+    const auto db = dir.path() / "sluice.db";
+    const auto wal = dir.path() / "sluice.db-wal";
+    const std::string text(20 * 1024, 'x');
+    constexpr std::uintmax_t k_page = 4096;
+    const std::uintmax_t written_goal = 3 * sqlite_checkpointer::k_hard_pages * k_page;
+    const int turns = static_cast<int>(written_goal / text.size());
+    std::uintmax_t largest = 0;
+    {
+        sqlite_store store{db};
+        ASSERT_NE(store.checkpointer(), nullptr);
+        for (int i = 0; i < turns; ++i) {
+            const std::string session = "s" + std::to_string(i % 50);
+            store.append_messages(session, "key_a", {{.role = "user", .content = text, .created_ms = i}});
+            if (i % 1000 == 999)
+                store.delete_session("s" + std::to_string((i / 1000) % 50));  // keep the file small
+            std::error_code ec;
+            const auto size = std::filesystem::file_size(wal, ec);
+            if (!ec) largest = std::max(largest, size);
+        }
+        EXPECT_GT(store.checkpointer()->background_checkpoints(), 0u);
+        EXPECT_EQ(store.load_messages("s49").size(), static_cast<std::size_t>(turns / 50));  // never deleted
+    }
+    // The bound plus one commit's frames (a frame is a page and its 24-byte header). Automatic
+    // checkpoints are off: without these the WAL would hold all of it.
+    EXPECT_LT(largest, (sqlite_checkpointer::k_hard_pages + 64) * (k_page + 24)) << "largest WAL " << largest;
+    EXPECT_EQ(integrity_check(db), "ok");
+}
+
 TEST(sqlite_store, in_memory_database_works) {
     sqlite_store s(":memory:");
     s.append_messages("s", "k", {{.role = "user", .content = "hi"}});
