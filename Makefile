@@ -14,7 +14,7 @@ APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev \
   python3 python3-aiohttp python3-pytest python3-numpy clang-format curl ca-certificates chromium nginx
 
-.PHONY: deps build build-asan run test test-asan test-fast format format-check bench fuzz clean
+.PHONY: deps build build-asan run test test-asan test-fast format format-check bench fuzz soak clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || \
@@ -89,6 +89,12 @@ fuzz: deps
 	  rm -rf $(FUZZ_DIR)/corpus-$$t && cp -r tests/fuzz/corpus/$$t $(FUZZ_DIR)/corpus-$$t && \
 	  $(FUZZ_DIR)/tests/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- $(FUZZ_DIR)/corpus-$$t || exit 1; done
+
+# An hour of mixed streams, cancellations, resumes and bad requests against one instance, its RSS and
+# open files sampled every 10 s; flat is the pass (bench/soak.py; figures in docs/BENCHMARKS.md).
+SOAK_MINUTES ?= 60
+soak: build
+	/usr/bin/python3 bench/soak.py --binary $(BUILD_DIR)/sluice --minutes $(SOAK_MINUTES) --out $(BUILD_DIR)/soak.json
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
