@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
+TSAN_DIR ?= build-tsan
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -14,7 +15,7 @@ APT_PACKAGES := cmake ninja-build ccache g++ pkg-config git npm nodejs \
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev \
   python3 python3-aiohttp python3-pytest python3-numpy clang-format curl ca-certificates chromium nginx
 
-.PHONY: deps build build-asan run test test-asan test-fast format format-check bench fuzz soak clean
+.PHONY: deps build build-asan build-tsan run test test-asan test-tsan test-fast format format-check bench fuzz soak clean
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || \
@@ -59,6 +60,24 @@ test: build format-check
 test-asan: build-asan
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j 2 --timeout 900
+
+# ThreadSanitizer (not in `make test`: the build alone takes most of an hour on 2 cores): every unit
+# test, and the end-to-end suites whose requests cross threads (io threads, the store pool and its
+# checkpointer, the inference thread, resumable producers, shutdown). A race report stops the process.
+$(TSAN_DIR)/build.ninja:
+	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TSAN=ON -DSLUICE_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+
+build-tsan: deps $(TSAN_DIR)/build.ninja
+	cmake --build $(TSAN_DIR) -j $(JOBS)
+
+TSAN_E2E := seed_stream resume resume_shared shutdown store_faults multi_instance sessions big_prompts async_log
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
+empty :=
+space := $(empty) $(empty)
+test-tsan: build-tsan
+	cd $(TSAN_DIR) && $(TSAN_ENV) ctest --output-on-failure -j 2 --timeout 900 -E '^(e2e_|fuzz_)'
+	cd $(TSAN_DIR) && $(TSAN_ENV) ctest --output-on-failure -j 2 --timeout 900 \
+	  -R '^e2e_test_($(subst $(space),|,$(TSAN_E2E)))$$'
 
 test-fast: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
