@@ -97,4 +97,15 @@ bool store::delete_response(const std::string&) {
     throw store_unavailable("this store keeps no responses");
 }
 
+void store::append_many(std::vector<session_append>& batch) {
+    for (auto& entry : batch) {
+        try {
+            append_messages(entry.session_id, entry.key_id, entry.messages);
+            entry.error = nullptr;
+        } catch (...) {
+            entry.error = std::current_exception();
+        }
+    }
+}
+
 }  // namespace sluice

@@ -5,6 +5,8 @@
 // behind a mutex: the store is called from a small pool and every call is short, so a connection
 // per thread would buy little and cost a cache each. Concurrent-stream slots live in memory: a
 // SQLite store serves one process.
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -38,6 +40,9 @@ class sqlite_store final : public store {
     std::vector<stored_message> load_messages(const std::string& session_id) override;
     void append_messages(const std::string& session_id, const std::string& key_id,
                          const std::vector<stored_message>& messages) override;
+    // One transaction for the whole batch, a savepoint per entry: a conflicting entry is rolled
+    // back alone; a failure of the transaction fails every entry with store_unavailable.
+    void append_many(std::vector<session_append>& batch) override;
     bool delete_session(const std::string& session_id) override;
 
     rate_decision admit_request(const std::string& key_id, const limits_config& limits,
@@ -57,15 +62,21 @@ class sqlite_store final : public store {
 
     // The schema version after the start-up migrations (for tests and the start-up log).
     int schema_version();
+    // Transactions append_messages and append_many have committed (for tests: group commit).
+    std::uint64_t append_commits() const { return append_commits_.load(std::memory_order_relaxed); }
 
   private:
     void migrate();
     void exec(const char* sql);
+    // The body of append_messages, inside the caller's transaction and lock.
+    void append_locked(const std::string& session_id, const std::string& key_id,
+                       const std::vector<stored_message>& messages);
 
     std::mutex mutex_;
     sqlite3* db_ = nullptr;
     std::unique_ptr<statement_cache> statements_;
     std::map<std::string, int> streams_;  // key id -> open streams
+    std::atomic<std::uint64_t> append_commits_{0};
 };
 
 }  // namespace sluice
