@@ -11,14 +11,17 @@
 #include <sqlite3.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/ids.h"
@@ -284,6 +287,40 @@ TEST_F(turn_writer_test, a_failed_transaction_fails_its_batch_and_the_writer_goe
     EXPECT_EQ(sqlite_->append_commits(), 2u);
     EXPECT_EQ(figures_.turn_batches().value(), 3u);
     EXPECT_EQ(figures_.turns_stored().value(), 2u);
+}
+
+TEST_F(turn_writer_test, turns_from_many_threads_are_all_stored_each_resumed_at_home) {
+    constexpr int k_threads = 4;
+    constexpr int k_turns_each = 200;
+    std::vector<std::unique_ptr<net::io_context>> homes;
+    std::vector<std::vector<session_append>> entries(k_threads);
+    std::vector<std::deque<bool>> at_home(k_threads, std::deque<bool>(k_turns_each, false));
+    for (int t = 0; t < k_threads; ++t) {
+        homes.push_back(std::make_unique<net::io_context>(1));
+        for (int i = 0; i < k_turns_each; ++i)
+            entries[t].push_back(turn("t" + std::to_string(t) + "-" + std::to_string(i)));
+    }
+    for (int t = 0; t < k_threads; ++t) {
+        for (int i = 0; i < k_turns_each; ++i) {
+            net::co_spawn(*homes[t], append_from(*writer_, entries[t][i], *homes[t], at_home[t][i]),
+                          net::detached);
+        }
+    }
+    std::vector<std::thread> threads;
+    for (auto& home : homes) threads.emplace_back([&home] { home->run(); });
+    for (auto& thread : threads) thread.join();
+    std::uint64_t stored = 0;
+    for (int t = 0; t < k_threads; ++t) {
+        for (int i = 0; i < k_turns_each; ++i) {
+            EXPECT_FALSE(entries[t][i].error) << t << " " << i;
+            EXPECT_TRUE(at_home[t][i]) << t << " " << i;
+        }
+        stored += static_cast<std::uint64_t>(k_turns_each);
+    }
+    EXPECT_EQ(figures_.turns_stored().value(), stored);
+    EXPECT_EQ(sqlite_->append_commits(), figures_.turn_batches().value());
+    EXPECT_LE(figures_.turn_batches().value(), stored);
+    EXPECT_EQ(sqlite_->load_messages("t3-199").size(), 2u);
 }
 
 }  // namespace
