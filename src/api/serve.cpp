@@ -33,6 +33,7 @@
 #include "streaming/stream_log.h"
 #include "turn/app_context.h"
 #include "turn/session_locks.h"
+#include "turn/turn_writer.h"
 #include "turn/usage_ledger.h"
 
 namespace sluice {
@@ -109,6 +110,7 @@ int run_serve(const config& cfg) {
         orchestrator routing{cfg, app.providers};
         session_locks sessions{*db, store_pool, std::chrono::milliseconds{cfg.routing.session_lock_ttl_ms}};
         usage_ledger usage{*db, store_pool};
+        turn_writer turns{*db, store_pool};
         // The request deadline bounds how long a producer runs; a finished log stays resume.ttl_s.
         stream_registry streams{cfg.resume.max_bytes, std::chrono::seconds{cfg.resume.ttl_s},
                                 std::chrono::seconds{cfg.server.request_timeout_s + cfg.resume.ttl_s}};
@@ -124,6 +126,7 @@ int run_serve(const config& cfg) {
         };
         app.sessions = &sessions;
         app.usage = &usage;
+        app.turns = &turns;
         app.compute_pool = &compute_pool;
         add_ops_routes(routes, app);
         add_chat_routes(routes, app);

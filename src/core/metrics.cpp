@@ -280,6 +280,11 @@ registry::registry()
       replayed_events_family_("sluice_replayed_events_total",
                               "Events sent again from a stream log to a reconnecting client.", {}),
       replayed_events_(replayed_events_family_.with({})),
+      turn_batches_family_("sluice_turn_batches_total",
+                           "Transactions the turn writer made, each storing one or more session turns.", {}),
+      turn_batches_(turn_batches_family_.with({})),
+      turns_stored_family_("sluice_turns_stored_total", "Session turns stored by the turn writer.", {}),
+      turns_stored_(turns_stored_family_.with({})),
       circuit_state_("sluice_circuit_state", "Circuit breaker per model: 0 closed, 1 open, 2 half-open.",
                      {"model"}),
       local_queue_depth_("sluice_local_queue_depth", "Local requests waiting for a decoding slot.",
@@ -297,6 +302,8 @@ registry::registry()
                 &resumable_streams_family_,
                 &resumed_streams_family_,
                 &replayed_events_family_,
+                &turn_batches_family_,
+                &turns_stored_family_,
                 &circuit_state_,
                 &local_queue_depth_} {}
 

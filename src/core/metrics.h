@@ -180,6 +180,11 @@ class registry {
     counter& resumed_streams() { return resumed_streams_; }
     // sluice_replayed_events_total: events sent again from a log to a reconnecting client.
     counter& replayed_events() { return replayed_events_; }
+    // sluice_turn_batches_total: transactions the turn writer made (turn/turn_writer.h), each storing
+    // one or more turns.
+    counter& turn_batches() { return turn_batches_; }
+    // sluice_turns_stored_total: session turns the turn writer stored.
+    counter& turns_stored() { return turns_stored_; }
     // sluice_circuit_state{model}: k_circuit_closed / k_circuit_open / k_circuit_half_open.
     gauge& circuit_state(std::string_view model);
     // sluice_local_queue_depth{model}: local requests waiting for a decoding slot.
@@ -210,6 +215,10 @@ class registry {
     counter& resumed_streams_;
     family<counter> replayed_events_family_;
     counter& replayed_events_;
+    family<counter> turn_batches_family_;
+    counter& turn_batches_;
+    family<counter> turns_stored_family_;
+    counter& turns_stored_;
     family<gauge> circuit_state_;
     family<gauge> local_queue_depth_;
     std::vector<const family_base*> families_;  // in exposition order

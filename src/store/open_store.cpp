@@ -106,4 +106,15 @@ std::optional<shared_log_slice> store::read_shared_log(const std::string&, std::
     throw store_unavailable("this store shares no stream logs");
 }
 
+void store::append_many(std::vector<session_append>& batch) {
+    for (auto& entry : batch) {
+        try {
+            append_messages(entry.session_id, entry.key_id, entry.messages);
+            entry.error = nullptr;
+        } catch (...) {
+            entry.error = std::current_exception();
+        }
+    }
+}
+
 }  // namespace sluice

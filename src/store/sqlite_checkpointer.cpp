@@ -9,7 +9,8 @@
 
 namespace sluice {
 
-sqlite_checkpointer::sqlite_checkpointer(sqlite3* writer, const std::filesystem::path& path) : writer_(writer) {
+sqlite_checkpointer::sqlite_checkpointer(sqlite3* writer, const std::filesystem::path& path)
+    : writer_(writer) {
     const std::string name = path.string();
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
     if (sqlite3_open_v2(name.c_str(), &own_, flags, nullptr) != SQLITE_OK) {

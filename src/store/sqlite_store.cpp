@@ -254,6 +254,40 @@ void sqlite_store::append_messages(const std::string& session_id, const std::str
                                    const std::vector<stored_message>& messages) {
     std::lock_guard lock(mutex_);
     transaction tx(db_);
+    append_locked(session_id, key_id, messages);
+    tx.commit();
+    append_commits_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void sqlite_store::append_many(std::vector<session_append>& batch) {
+    if (batch.empty()) return;
+    std::lock_guard lock(mutex_);
+    try {
+        transaction tx(db_);
+        for (auto& entry : batch) {
+            entry.error = nullptr;
+            exec("SAVEPOINT turn");
+            try {
+                append_locked(entry.session_id, entry.key_id, entry.messages);
+            } catch (const session_conflict&) {
+                // Nothing of this entry was written (the owner is checked first); the rollback
+                // keeps that true whatever append_locked becomes.
+                entry.error = std::current_exception();
+                exec("ROLLBACK TO turn");
+            }
+            exec("RELEASE turn");
+        }
+        tx.commit();
+        append_commits_.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+        // The transaction is rolled back: nothing of the batch was stored.
+        const std::string why = e.what();
+        for (auto& entry : batch) entry.error = std::make_exception_ptr(store_unavailable(why));
+    }
+}
+
+void sqlite_store::append_locked(const std::string& session_id, const std::string& key_id,
+                                 const std::vector<stored_message>& messages) {
     std::int64_t now = messages.empty() ? 0 : messages.back().created_ms;
     {
         auto owner = (*statements_)("SELECT key_id FROM sessions WHERE id = ?");
@@ -289,7 +323,6 @@ void sqlite_store::append_messages(const std::string& session_id, const std::str
         insert.step();
         insert.reset();
     }
-    tx.commit();
 }
 
 bool sqlite_store::delete_session(const std::string& session_id) {

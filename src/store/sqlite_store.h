@@ -6,6 +6,8 @@
 // per thread would buy little and cost a cache each. Concurrent-stream slots live in memory: a
 // SQLite store serves one process. WAL checkpoints run on a thread of their own
 // (sqlite_checkpointer.h), not inside a request's commit.
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -40,6 +42,9 @@ class sqlite_store final : public store {
     std::vector<stored_message> load_messages(const std::string& session_id) override;
     void append_messages(const std::string& session_id, const std::string& key_id,
                          const std::vector<stored_message>& messages) override;
+    // One transaction for the whole batch, a savepoint per entry: a conflicting entry is rolled
+    // back alone; a failure of the transaction fails every entry with store_unavailable.
+    void append_many(std::vector<session_append>& batch) override;
     bool delete_session(const std::string& session_id) override;
 
     rate_decision admit_request(const std::string& key_id, const limits_config& limits,
@@ -61,16 +66,22 @@ class sqlite_store final : public store {
     int schema_version();
     // The WAL's checkpoints (null for ":memory:"), for tests.
     const sqlite_checkpointer* checkpointer() const { return checkpoints_.get(); }
+    // Transactions append_messages and append_many have committed (for tests: group commit).
+    std::uint64_t append_commits() const { return append_commits_.load(std::memory_order_relaxed); }
 
   private:
     void migrate();
     void exec(const char* sql);
+    // The body of append_messages, inside the caller's transaction and lock.
+    void append_locked(const std::string& session_id, const std::string& key_id,
+                       const std::vector<stored_message>& messages);
 
     std::mutex mutex_;
     sqlite3* db_ = nullptr;
     std::unique_ptr<statement_cache> statements_;
     std::map<std::string, int> streams_;  // key id -> open streams
     std::unique_ptr<sqlite_checkpointer> checkpoints_;
+    std::atomic<std::uint64_t> append_commits_{0};
 };
 
 }  // namespace sluice

@@ -4,6 +4,7 @@
 // (shared by several sluice processes). The interface is synchronous and thread-safe; io threads
 // reach it only through run_blocking (core/blocking.h) on the store's own pool.
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -119,6 +120,14 @@ struct rate_decision {
     std::string reason;  // which limit, for the error message
 };
 
+// One session's turn in a store::append_many batch, with its own outcome.
+struct session_append {
+    std::string session_id;
+    std::string key_id;
+    std::vector<stored_message> messages;
+    std::exception_ptr error;  // set by append_many: what append_messages would have thrown
+};
+
 class store {
   public:
     virtual ~store() = default;
@@ -136,6 +145,10 @@ class store {
     // session_conflict (and appends nothing) when the session exists and belongs to another key.
     virtual void append_messages(const std::string& session_id, const std::string& key_id,
                                  const std::vector<stored_message>& messages) = 0;
+    // append_messages for each entry in order, each outcome in its `error` (null: stored); never
+    // throws. A session_conflict fails its entry alone; a store failure may fail every entry. The
+    // default calls append_messages per entry; sqlite_store commits the batch in one transaction.
+    virtual void append_many(std::vector<session_append>& batch);
     virtual bool delete_session(const std::string& session_id) = 0;
 
     // rate limits (one atomic check-and-count per call), per key, in fixed one-minute windows aligned

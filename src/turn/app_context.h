@@ -1,7 +1,7 @@
 #pragma once
 // What the endpoints share for the life of the server: the configuration, the store (reached only
 // through run_blocking on its own pool), one provider per configured model, the orchestrator, the
-// per-session turn locks, the batched usage ledger and a pool for CPU-heavy work.
+// per-session turn locks, the batched usage ledger, the turn writer and a pool for CPU-heavy work.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -18,6 +18,7 @@ class orchestrator;
 class session_locks;
 struct shared_log_access;
 class stream_registry;
+class turn_writer;
 class usage_ledger;
 
 struct app_context {
@@ -28,6 +29,8 @@ struct app_context {
     orchestrator* routing = nullptr;      // who answers each request (set by serve)
     session_locks* sessions = nullptr;    // one turn at a time per session (set by serve)
     usage_ledger* usage = nullptr;        // batched usage writes (set by serve)
+    turn_writer* turns = nullptr;         // group commit of session turns (set by serve); null: each
+                                          // turn is appended on the store pool by itself (tests)
     stream_registry* streams = nullptr;   // the logs of resumable streams (set by serve)
     // Where those logs are shared with the other processes of the store (set by serve when the
     // store shares_stream_logs(): Redis); null: each stays in its producer's memory.

@@ -25,6 +25,7 @@
 #include "turn/admission.h"
 #include "turn/conversation.h"
 #include "turn/session_locks.h"
+#include "turn/turn_writer.h"
 #include "turn/usage_ledger.h"
 
 namespace sluice {
@@ -46,6 +47,24 @@ struct turn_record {
     std::string model;
     std::function<net::awaitable<void>(const stream_outcome&)> on_outcome;  // chat_turn::on_outcome
 };
+
+// Appends a turn's messages to its session: through the turn writer (group commit) when there is
+// one, else on the store pool by itself. Throws what append_messages throws.
+net::awaitable<void> store_messages(app_context& app, const turn_record& turn,
+                                    std::vector<stored_message>& messages) {
+    if (!app.turns) {
+        auto direct = run_blocking(app.store_pool, [&app, &turn, &messages] {
+            app.db.append_messages(turn.session_id, turn.key_id, messages);
+        });
+        co_await std::move(direct);
+        co_return;
+    }
+    session_append entry{
+        .session_id = turn.session_id, .key_id = turn.key_id, .messages = std::move(messages)};
+    auto written = app.turns->append(entry);
+    co_await std::move(written);
+    if (entry.error) std::rethrow_exception(entry.error);
+}
 
 // Stores the new turn and the answer (whatever ended it), and counts the usage. Returns the error
 // the stream must end with when the answer could not be stored (the client was not told yet).
@@ -75,9 +94,8 @@ net::awaitable<std::optional<api_error>> persist_turn(app_context& app, turn_rec
     std::optional<api_error> unsaved;
     if (!messages.empty()) {
         try {
-            co_await run_blocking(app.store_pool, [&app, &turn, &messages] {
-                app.db.append_messages(turn.session_id, turn.key_id, messages);
-            });
+            auto stored = store_messages(app, turn, messages);
+            co_await std::move(stored);
         } catch (const session_conflict&) {
             // Another key made this session meanwhile: as for any session the key cannot see.
             unsaved = api_error{.code = 404, .message = "the answer was not saved: session not found"};

@@ -49,6 +49,8 @@ TEST(metrics, every_family_has_help_and_type) {
         {"sluice_resumable_streams_total", "counter"},
         {"sluice_resumed_streams_total", "counter"},
         {"sluice_replayed_events_total", "counter"},
+        {"sluice_turn_batches_total", "counter"},
+        {"sluice_turns_stored_total", "counter"},
         {"sluice_circuit_state", "gauge"},
         {"sluice_local_queue_depth", "gauge"},
         {"process_resident_memory_bytes", "gauge"},

@@ -29,6 +29,8 @@ FAMILIES = {
     "sluice_resumable_streams_total": "counter",
     "sluice_resumed_streams_total": "counter",
     "sluice_replayed_events_total": "counter",
+    "sluice_turn_batches_total": "counter",
+    "sluice_turns_stored_total": "counter",
     "sluice_circuit_state": "gauge",
     "sluice_local_queue_depth": "gauge",
     "sluice_log_lines_dropped_total": "counter",
@@ -130,10 +132,13 @@ async def scrape(session, gw, key=True):
         return r.status, r.headers.get("Content-Type", ""), await r.text()
 
 
-async def stream_chat(session, gw, message):
+async def stream_chat(session, gw, message, session_id=None):
     """The reference client of SPEC §3: every data line is JSON until [DONE]."""
     text = ""
-    async with session.post(gw["url"] + "/api/v1/chat/stream", json={"message": message, "stream": True},
+    body = {"message": message, "stream": True}
+    if session_id:
+        body["session_id"] = session_id
+    async with session.post(gw["url"] + "/api/v1/chat/stream", json=body,
                             headers={"Authorization": f"Bearer {gw['key']}"}) as r:
         assert r.status == 200
         async for raw in r.content:
@@ -209,6 +214,29 @@ def test_values_move_with_requests(gateway):
             # Waiting on the model is not the gateway's time: overhead stays below the duration.
             assert value(after, "sluice_gateway_overhead_seconds_sum") <= \
                 value(after, "sluice_stream_duration_seconds_sum")
+
+    run(main())
+
+
+def test_stored_turns_are_counted_with_their_batches(gateway):
+    async def main():
+        async with aiohttp.ClientSession() as s:
+            _, _, before_text = await scrape(s, gateway)
+            _, before = parse_exposition(before_text)
+            async with s.post(gateway["upstream"] + "/_script", json={"chunks": ["stored"]}) as r:
+                assert r.status == 200
+            assert await stream_chat(s, gateway, "remember this", session_id="metrics-turns") == "stored"
+            assert await stream_chat(s, gateway, "and this", session_id="metrics-turns") == "stored"
+            assert await stream_chat(s, gateway, "a new session") == "stored"  # SPEC §3: a new id
+            _, _, after_text = await scrape(s, gateway)
+            _, after = parse_exposition(after_text)
+
+            def delta(name):
+                return (value(after, name) or 0) - (value(before, name) or 0)
+
+            assert delta("sluice_turns_stored_total") == 3
+            # One after the other: each turn found the writer idle and was written by itself.
+            assert delta("sluice_turn_batches_total") == 3
 
     run(main())
 

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "store/test_support.h"
 
@@ -112,6 +114,68 @@ TEST(sqlite_store, in_memory_database_works) {
     sqlite_store s(":memory:");
     s.append_messages("s", "k", {{.role = "user", .content = "hi"}});
     EXPECT_EQ(s.load_messages("s").size(), 1u);
+}
+
+// Makes an insert of a message whose content is `poison` fail inside SQLite, as a full disk would,
+// through a connection of its own (the store's connection sees the new schema at its next step).
+void refuse_messages_with(const std::filesystem::path& db, const std::string& poison) {
+    sqlite3* handle = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &handle), SQLITE_OK);
+    const auto sql = "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages WHEN NEW.content = '" + poison +
+                     "' BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;";
+    EXPECT_EQ(sqlite3_exec(handle, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(handle);
+    sqlite3_close(handle);
+}
+
+session_append turn(std::string session_id, std::string content) {
+    return {.session_id = std::move(session_id),
+            .key_id = "key_a",
+            .messages = {{.role = "user", .content = std::move(content), .created_ms = 1}}};
+}
+
+TEST(sqlite_store, append_many_commits_the_batch_in_one_transaction) {
+    temp_dir dir;
+    sqlite_store s(dir.path() / "sluice.db");
+    s.append_messages("owned", "key_b", {{.role = "user", .content = "mine"}});
+    EXPECT_EQ(s.append_commits(), 1u);
+    std::vector<session_append> batch;
+    for (int i = 0; i < 10; ++i) batch.push_back(turn("s" + std::to_string(i), "hi"));
+    batch.push_back(turn("owned", "intruder"));  // fails alone, inside the same transaction
+    s.append_many(batch);
+    EXPECT_EQ(s.append_commits(), 2u);
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_FALSE(batch[static_cast<std::size_t>(i)].error) << i;
+        EXPECT_EQ(s.load_messages("s" + std::to_string(i)).size(), 1u) << i;
+    }
+    EXPECT_THROW(std::rethrow_exception(batch.back().error), session_conflict);
+    EXPECT_EQ(s.load_messages("owned").size(), 1u);
+}
+
+TEST(sqlite_store, a_failed_append_many_transaction_fails_every_entry_and_stores_none) {
+    temp_dir dir;
+    const auto path = dir.path() / "sluice.db";
+    sqlite_store s(path);
+    s.append_messages("owned", "key_b", {{.role = "user", .content = "mine"}});
+    refuse_messages_with(path, "boom");
+    std::vector<session_append> batch{turn("s1", "before"), turn("owned", "intruder"), turn("s2", "boom"),
+                                      turn("s3", "after")};
+    s.append_many(batch);
+    EXPECT_EQ(s.append_commits(), 1u);
+    for (const auto& entry : batch) {
+        ASSERT_TRUE(entry.error) << entry.session_id;
+        EXPECT_THROW(std::rethrow_exception(entry.error), store_unavailable) << entry.session_id;
+    }
+    for (const char* session : {"s1", "s2", "s3"}) {
+        EXPECT_TRUE(s.load_messages(session).empty()) << session;
+        EXPECT_FALSE(s.session_owner(session)) << session;
+    }
+    // The connection is usable again: the next batch commits.
+    std::vector<session_append> next{turn("s1", "again")};
+    s.append_many(next);
+    EXPECT_FALSE(next[0].error);
+    EXPECT_EQ(s.load_messages("s1").size(), 1u);
+    EXPECT_EQ(s.append_commits(), 2u);
 }
 
 // A writer killed with SIGKILL in the middle of its appends leaves a file that opens cleanly and holds

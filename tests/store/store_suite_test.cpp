@@ -170,6 +170,44 @@ TYPED_TEST(store_suite, appends_keep_order_and_fields) {
     EXPECT_TRUE(s.load_messages("unknown").empty());
 }
 
+TYPED_TEST(store_suite, append_many_stores_each_entry_and_fails_a_conflict_alone) {
+    auto& s = *this->store_;
+    s.append_messages("owned", "key_b", {this->message("user", "mine")});
+    std::vector<session_append> batch;
+    batch.push_back({.session_id = "s1",
+                     .key_id = "key_a",
+                     .messages = {this->message("user", "one", 10), this->message("assistant", "two", 11)}});
+    batch.push_back(
+        {.session_id = "owned", .key_id = "key_a", .messages = {this->message("user", "intruder")}});
+    // The same session twice in one batch: appended in batch order.
+    batch.push_back(
+        {.session_id = "s1", .key_id = "key_a", .messages = {this->message("user", "three", 12)}});
+    batch.push_back({.session_id = "s2", .key_id = "key_c", .messages = {this->message("user", "other")}});
+    s.append_many(batch);
+
+    EXPECT_FALSE(batch[0].error);
+    ASSERT_TRUE(batch[1].error);
+    EXPECT_THROW(std::rethrow_exception(batch[1].error), session_conflict);
+    EXPECT_FALSE(batch[2].error);
+    EXPECT_FALSE(batch[3].error);
+
+    const auto s1 = s.load_messages("s1");
+    ASSERT_EQ(s1.size(), 3u);
+    EXPECT_EQ(s1[0].content, "one");
+    EXPECT_EQ(s1[1].content, "two");
+    EXPECT_EQ(s1[2].content, "three");
+    EXPECT_EQ(s.session_owner("s1"), "key_a");
+    const auto owned = s.load_messages("owned");
+    ASSERT_EQ(owned.size(), 1u);
+    EXPECT_EQ(owned[0].content, "mine");
+    EXPECT_EQ(s.session_owner("owned"), "key_b");
+    EXPECT_EQ(s.session_owner("s2"), "key_c");
+
+    std::vector<session_append> nothing;
+    s.append_many(nothing);
+    EXPECT_EQ(s.load_messages("s1").size(), 3u);
+}
+
 TYPED_TEST(store_suite, delete_forgets_the_session) {
     auto& s = *this->store_;
     s.append_messages("s1", "key_a", {this->message("user", "hi"), this->message("assistant", "hello")});
