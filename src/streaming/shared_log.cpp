@@ -94,6 +94,21 @@ struct publisher {
 
 }  // namespace
 
+net::awaitable<void> open_shared_log(shared_log_access access, const publish_settings& settings) {
+    const shared_log_update first{.id = settings.id,
+                                  .owner = settings.owner,
+                                  .first_id = 1,
+                                  .alive_ttl_ms = shared_log_timing::k_alive_ttl.count(),
+                                  .keep_ms = settings.running_keep.count()};
+    try {
+        auto writing =
+            run_blocking(*access.pool, [&access, &first] { return access.db->publish_log(first); });
+        co_await std::move(writing);
+    } catch (const std::exception& e) {
+        spdlog::warn("stream {}: writing its shared log failed: {}", settings.id, e.what());
+    }
+}
+
 net::awaitable<void> publish_log(shared_log_access access, memory_stream_log& log,
                                  publish_settings settings) {
     auto state =

@@ -51,6 +51,11 @@ struct publish_settings {
     std::chrono::milliseconds finished_keep;  // resume.ttl_s: how long it lives once finished
 };
 
+// Makes the shared log exist (its owner and the producer's first heartbeat, no event yet) before its
+// first client is answered, so that a reconnect or a GET through another instance a moment later
+// finds it. A store failure is logged: the publisher keeps trying.
+boost::asio::awaitable<void> open_shared_log(shared_log_access access, const publish_settings& settings);
+
 // Publishes `log` until it finished and all of it was written (or, once it finished, the store
 // stayed unreachable for a few seconds: its readers here still have it in memory). Relays a cancel
 // asked through another process to the log, and a reader there as one attached reader.

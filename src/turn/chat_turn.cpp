@@ -349,6 +349,16 @@ net::awaitable<void> stream_resumable(app_context& app, exchange& ex,
                                .route = route_header_value(flight->candidates.front().identity),
                                .heartbeat = flight->options.heartbeat_interval,
                                .retry = std::chrono::milliseconds{app.cfg.resume.retry_ms}};
+    if (app.shared_logs) {
+        // There before this client is answered: it may reconnect through another instance at once.
+        const publish_settings opening{
+            .id = stream_id,
+            .owner = flight->key_id,
+            .orphan_event = {},
+            .running_keep = std::chrono::seconds{app.cfg.server.request_timeout_s + app.cfg.resume.ttl_s},
+            .finished_keep = std::chrono::seconds{app.cfg.resume.ttl_s}};
+        co_await open_shared_log(*app.shared_logs, opening);
+    }
     std::optional<http_response> reply;
     if (flight->background_reply) reply = flight->background_reply();
     // Before the producer starts, which must not find its log abandoned.
