@@ -51,6 +51,10 @@ net::awaitable<void> models(app_context& app, exchange& ex) {
                            {"supports_tools", status.supports_tools},
                            {"supports_images", status.supports_images}};
         if (!status.detail.empty()) entry["detail"] = status.detail;
+        if (status.provider == "llama") {
+            entry["gpu_layers"] = status.gpu_layers;
+            entry["gpu_offload"] = status.gpu_offload;
+        }
         list.push_back(std::move(entry));
     }
     json::object body;

@@ -237,6 +237,11 @@ const std::vector<field<model_config>>& model_fields() {
         make_field("n_threads", &model_config::n_threads, 0, 1024),
         make_field("n_batch", &model_config::n_batch, 1, 65536),
         make_field("queue_size", &model_config::queue_size, 0, 100000),
+        field<model_config>{"n_gpu_layers", value_kind::integer,
+                            [](model_config& m, const toml::node& n) {
+                                m.n_gpu_layers = static_cast<int>(*n.value<std::int64_t>());
+                            },
+                            0, 100000},
         make_field("base_url", &model_config::base_url),
         make_field("model", &model_config::model),
         make_field("api_key_env", &model_config::api_key_env),

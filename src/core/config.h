@@ -60,6 +60,9 @@ struct model_config {
     int n_threads = 0;   // 0 = number of cores
     int n_batch = 512;
     int queue_size = 16;  // requests waiting for a slot before 503
+    // Layers offloaded to the GPU. Unset: every layer when llama.cpp was built with a GPU backend
+    // (SLUICE_GPU=cuda, docs/OPERATIONS.md), none otherwise; asked of a CPU-only build: a warning, none.
+    std::optional<int> n_gpu_layers;
 
     // provider = "openai" | "anthropic"
     std::string base_url;

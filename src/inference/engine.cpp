@@ -57,9 +57,20 @@ llama_engine::llama_engine(const model_config& cfg, engine_options options) : cf
     ensure_llama_backend();
 
     llama_model_params model_params = llama_model_default_params();
+    gpu_offload_ = llama_supports_gpu_offload();
+    const int asked = cfg_.n_gpu_layers.value_or(gpu_offload_ ? k_all_layers : 0);
+    if (!gpu_offload_ && asked > 0) {
+        spdlog::warn(
+            "llama model '{}': n_gpu_layers = {} but this build has no GPU backend (build with "
+            "SLUICE_GPU=cuda): every layer runs on the CPU",
+            cfg_.name, asked);
+    }
+    model_params.n_gpu_layers = gpu_offload_ ? asked : 0;
     model_ = llama_model_load_from_file(cfg_.path.c_str(), model_params);
     if (!model_) throw config_error("llama model: llama.cpp could not load '" + cfg_.path + "'");
     vocab_ = llama_model_get_vocab(model_);
+    // llama.cpp offloads the repeating layers and then the output layer: n_layer + 1 in all.
+    gpu_layers_ = std::min(model_params.n_gpu_layers, llama_model_n_layer(model_) + 1);
 
     const int n_parallel = std::max(1, cfg_.n_parallel);
     const int n_threads = cfg_.n_threads > 0
@@ -97,8 +108,11 @@ llama_engine::llama_engine(const model_config& cfg, engine_options options) : cf
     }
     slots_.resize(static_cast<std::size_t>(n_parallel));
     spdlog::info(
-        "llama model '{}' loaded from {}: {} parameters, {} sequences x {} tokens of context, {} threads",
-        cfg_.name, cfg_.path, llama_model_n_params(model_), n_parallel, n_ctx_seq_, n_threads);
+        "llama model '{}' loaded from {}: {} parameters, {} sequences x {} tokens of context, {} threads, {}",
+        cfg_.name, cfg_.path, llama_model_n_params(model_), n_parallel, n_ctx_seq_, n_threads,
+        gpu_layers_ > 0 ? std::to_string(gpu_layers_) + " layers on the GPU"
+                        : std::string(gpu_offload_ ? "no layer on the GPU (n_gpu_layers = 0)"
+                                                   : "CPU only (a build without a GPU backend)"));
     thread_ = std::thread([this] { run(); });
 }
 

@@ -76,6 +76,8 @@ class llama_engine {
     int queue_depth() const;
     int active() const;
     int context_per_sequence() const { return n_ctx_seq_; }
+    int gpu_layers() const { return gpu_layers_; }     // layers offloaded (0: CPU only)
+    bool gpu_offload() const { return gpu_offload_; }  // this build has a GPU backend
     int retry_after_s() const { return 1; }
     engine_stats stats() const;
 
@@ -101,7 +103,10 @@ class llama_engine {
     std::string chat_template_;
     int n_ctx_seq_ = 0;
     int n_batch_ = 0;
-    std::vector<int> eog_tokens_;  // end-of-generation tokens, masked out when ignore_eos
+    int gpu_layers_ = 0;
+    bool gpu_offload_ = false;
+    static constexpr int k_all_layers = 100000;  // n_gpu_layers past the model's count means all
+    std::vector<int> eog_tokens_;                // end-of-generation tokens, masked out when ignore_eos
 
     std::vector<std::unique_ptr<sequence>> slots_;  // index = llama seq id; engine thread only
 

@@ -40,6 +40,8 @@ provider_status llama_local_provider::status() const {
     status.available = true;
     status.queue_depth = engine_->queue_depth();
     status.active = engine_->active();
+    status.gpu_layers = engine_->gpu_layers();
+    status.gpu_offload = engine_->gpu_offload();
     return status;
 }
 

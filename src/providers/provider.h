@@ -35,6 +35,9 @@ struct provider_status {
     std::string detail;     // why not, when not
     int queue_depth = 0;    // local: requests waiting for a slot
     int active = 0;         // streams in flight
+    // local: layers on the GPU (0: CPU only) and whether this build can offload at all
+    int gpu_layers = 0;
+    bool gpu_offload = false;
 };
 
 class provider {

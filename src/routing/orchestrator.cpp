@@ -433,6 +433,8 @@ std::vector<model_status> orchestrator::models_status() const {
         s.active = status.active;
         s.supports_tools = mc.can_use_tools();
         s.supports_images = mc.can_read_images();
+        s.gpu_layers = status.gpu_layers;
+        s.gpu_offload = status.gpu_offload;
         s.detail =
             status.available ? (s.circuit == circuit_state::open ? "circuit open" : "") : status.detail;
         out.push_back(std::move(s));

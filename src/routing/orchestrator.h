@@ -114,6 +114,8 @@ struct model_status {
     std::string detail;  // why not available, when not
     bool supports_tools = false;
     bool supports_images = false;
+    int gpu_layers = 0;  // local models: layers on the GPU
+    bool gpu_offload = false;
 };
 
 class orchestrator {

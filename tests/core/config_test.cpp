@@ -155,6 +155,21 @@ TEST(config, model_errors) {
               std::string::npos);
 }
 
+TEST(config, n_gpu_layers_is_unset_by_default_and_checked) {
+    auto cfg = parse_config("[[models]]\nname = \"a\"\nprovider = \"llama\"\n");
+    EXPECT_FALSE(cfg.models[0].n_gpu_layers) << "unset: all layers with a GPU backend, none without";
+    cfg = parse_config("[[models]]\nname = \"a\"\nprovider = \"llama\"\nn_gpu_layers = 0\n");
+    EXPECT_EQ(cfg.models[0].n_gpu_layers, 0);
+    cfg = parse_config("[[models]]\nname = \"a\"\nprovider = \"llama\"\nn_gpu_layers = 100000\n");
+    EXPECT_EQ(cfg.models[0].n_gpu_layers, 100000);
+    EXPECT_NE(
+        error_of("[[models]]\nname = \"a\"\nprovider = \"llama\"\nn_gpu_layers = -1\n").find("n_gpu_layers"),
+        std::string::npos);
+    EXPECT_NE(error_of("[[models]]\nname = \"a\"\nprovider = \"llama\"\nn_gpu_layers = 100001\n")
+                  .find("n_gpu_layers"),
+              std::string::npos);
+}
+
 TEST(config, environment_overrides_win_and_are_checked) {
     auto cfg =
         parse_config("[server]\nlisten = \"127.0.0.1:8080\"\n", {{"SLUICE_SERVER_LISTEN", "127.0.0.1:9000"},

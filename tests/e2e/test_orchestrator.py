@@ -63,8 +63,15 @@ def test_fallback_when_the_connection_is_refused(backup, start_sluice):
 
 def test_fallback_to_the_local_model(start_sluice):
     toml = model_toml("cloud", closed_port_url())
-    toml += '[[models]]\nname = "local"\nrole = "local_small"\nprovider = "llama"\nn_ctx = 512\nn_parallel = 1\n\n'
+    # n_gpu_layers asked of this CPU-only build: a warning at start-up, every layer on the CPU.
+    toml += ('[[models]]\nname = "local"\nrole = "local_small"\nprovider = "llama"\nn_ctx = 512\nn_parallel = 1\n'
+             'n_gpu_layers = 8\n\n')
     s = start_sluice(None, extra_toml=toml)
+    local = models(s)["local"]
+    assert local["gpu_layers"] == 0 and local["gpu_offload"] is False, local
+    assert "gpu_layers" not in models(s)["cloud"]
+    assert "n_gpu_layers = 8 but this build has no GPU backend" in s.log_text()
+    assert "CPU only (a build without a GPU backend)" in s.log_text()
     code, _, events = stream(s, {"message": "hi", "max_tokens": 8, **CLOUD})
     assert code == 200
     assert not [e for e in events if "error" in e], events
