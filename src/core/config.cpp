@@ -95,7 +95,8 @@ field<Section> make_field(std::string_view key, T Section::*member, double min =
             } else if constexpr (std::is_same_v<T, bool>) {
                 s.*member = *node.value<bool>();
             } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::optional<double>>) {
-                s.*member = *node.value<double>();
+                s.*member = node.is_integer() ? static_cast<double>(*node.value<std::int64_t>())
+                                              : *node.value<double>();
             } else {
                 s.*member = static_cast<T>(*node.value<std::int64_t>());
             }
@@ -122,7 +123,9 @@ void apply_field(Section& section, const field<Section>& f, const toml::node& no
                          (f.kind == value_kind::string_list && is_string_list(node));
     if (!type_ok) fail(path, render(node), std::string(kind_name(f.kind)));
     if (f.min != 0 || f.max != 0) {
-        const double v = *node.value<double>();
+        // An integer's own value: toml++ gives no double for one past 2^53 (an empty optional).
+        const double v =
+            node.is_integer() ? static_cast<double>(*node.value<std::int64_t>()) : *node.value<double>();
         if (!(v >= f.min && v <= f.max)) {  // NaN (TOML's `nan`) is in no range
             std::ostringstream range;
             range << kind_name(f.kind) << " from " << f.min << " to " << f.max;
