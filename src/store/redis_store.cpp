@@ -64,6 +64,29 @@ for i = 4, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 return 1
 )lua";
 
+// k_append for a batch of turns in one round trip. KEYS: session:<id>, messages:<id> of each turn.
+// ARGV: per turn key_id, created_ms, updated_ms, message count, then its messages. Returns one
+// 1 (stored) or 0 (another key's session: nothing of that turn stored) per turn.
+constexpr std::string_view k_append_many = R"lua(
+local out = {}
+local a = 1
+for t = 1, #KEYS / 2 do
+  local session, list = KEYS[2 * t - 1], KEYS[2 * t]
+  local key, created, updated, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local owner = redis.call('HGET', session, 'owner')
+  if owner and owner ~= key then
+    out[t] = 0
+  else
+    if not owner then redis.call('HSET', session, 'owner', key, 'created_ms', created) end
+    redis.call('HSET', session, 'updated_ms', updated)
+    for i = a + 4, a + 3 + n do redis.call('RPUSH', list, ARGV[i]) end
+    out[t] = 1
+  end
+  a = a + 4 + n
+end
+return out
+)lua";
+
 // KEYS: rate:<key>:<window>. ARGV: requests_per_minute, tokens_per_minute, ttl seconds.
 // Returns {requests, tokens, admitted}.
 constexpr std::string_view k_admit = R"lua(
@@ -330,6 +353,38 @@ void redis_store::append_messages(const std::string& session_id, const std::stri
     const auto reply = connection()->eval(
         k_append, {prefix_ + "session:" + session_id, prefix_ + "messages:" + session_id}, args);
     if (reply_int(reply.get()) == 0) throw session_conflict("session belongs to another key");
+}
+
+void redis_store::append_many(std::vector<session_append>& batch) {
+    if (batch.empty()) return;
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+    keys.reserve(2 * batch.size());
+    for (const auto& entry : batch) {
+        const auto& m = entry.messages;
+        keys.push_back(prefix_ + "session:" + entry.session_id);
+        keys.push_back(prefix_ + "messages:" + entry.session_id);
+        args.push_back(entry.key_id);
+        args.push_back(std::to_string(m.empty() ? 0 : m.front().created_ms));
+        args.push_back(std::to_string(m.empty() ? 0 : m.back().created_ms));
+        args.push_back(std::to_string(m.size()));
+        for (const auto& message : m) args.push_back(encode_message(message));
+    }
+    try {
+        const auto reply = connection()->eval(k_append_many, keys, args);
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != batch.size())
+            throw store_unavailable("redis store: unexpected reply to a batch of turns");
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            batch[i].error =
+                reply_int(reply->element[i]) == 1
+                    ? nullptr
+                    : std::make_exception_ptr(session_conflict("session belongs to another key"));
+        }
+    } catch (const store_unavailable&) {
+        // The script ran whole or not at all: every turn of the batch shares its fate.
+        const auto error = std::current_exception();
+        for (auto& entry : batch) entry.error = error;
+    }
 }
 
 bool redis_store::delete_session(const std::string& session_id) {

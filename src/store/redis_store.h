@@ -60,6 +60,8 @@ class redis_store final : public store {
     std::vector<stored_message> load_messages(const std::string& session_id) override;
     void append_messages(const std::string& session_id, const std::string& key_id,
                          const std::vector<stored_message>& messages) override;
+    // One script for the batch: one round trip, each turn its own outcome.
+    void append_many(std::vector<session_append>& batch) override;
     bool delete_session(const std::string& session_id) override;
 
     rate_decision admit_request(const std::string& key_id, const limits_config& limits,
