@@ -59,7 +59,7 @@ struct chat_options {
 
 std::string env_or(const char* name, std::string fallback) {
     const char* value = std::getenv(name);
-    return value && *value ? std::string(value) : fallback;
+    return value && *value ? std::string(value) : std::move(fallback);
 }
 
 const json::string* string_field(const json::object& object, std::string_view name) {
@@ -304,7 +304,7 @@ int run_chat(chat_options options) {
     signals.async_wait([&client](const boost::system::error_code& error, int) {
         if (!error) client.interrupt();
     });
-    net::co_spawn(io, client.run(), [&signals](std::exception_ptr failure) {
+    net::co_spawn(io, client.run(), [&signals](const std::exception_ptr& failure) {
         signals.cancel();
         if (failure) std::rethrow_exception(failure);
     });

@@ -22,7 +22,7 @@ std::string format_limit(int value) {
 
 }  // namespace
 
-void add_keys_command(CLI::App& app, std::function<config()> load) {
+void add_keys_command(CLI::App& app, const std::function<config()>& load) {
     auto* keys = app.add_subcommand("keys", "Create, list and revoke API keys");
     keys->require_subcommand(1);
 

@@ -7,6 +7,6 @@
 namespace sluice {
 
 // `sluice keys create --name N [--rpm N] [--tpm N] [--max-streams N] | list | revoke ID`
-void add_keys_command(CLI::App& app, std::function<config()> load);
+void add_keys_command(CLI::App& app, const std::function<config()>& load);
 
 }  // namespace sluice

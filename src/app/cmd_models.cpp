@@ -28,7 +28,7 @@ std::filesystem::path models_dir_of(const config& cfg, const std::string& overri
 
 }  // namespace
 
-void add_models_command(CLI::App& app, std::function<config()> load) {
+void add_models_command(CLI::App& app, const std::function<config()>& load) {
     auto* models =
         app.add_subcommand("models", "Pull GGUF models from Hugging Face by name, list and remove them");
     models->require_subcommand(1);

@@ -170,7 +170,7 @@ void print_decision(const config& cfg, const auto_policy& policy, const route_op
 
 }  // namespace
 
-void add_route_command(CLI::App& app, std::function<config()> load_config) {
+void add_route_command(CLI::App& app, const std::function<config()>& load_config) {
     auto opts = std::make_shared<route_options>();
     auto* cmd = app.add_subcommand("route", "Print the routing decision for MESSAGE and why (no model call)");
     cmd->add_option("message", opts->message, "The message to route");

@@ -10,6 +10,6 @@ namespace sluice {
 // model call. `sluice route --jsonl`: reads lines {"message": "...", "turns_so_far"?: n,
 // "conversation_chars"?: n} on stdin and writes {"score": s, "role": "...", "reason": "...",
 // "reasons": [...]} per line (offline evaluation, scripts/eval_router.py).
-void add_route_command(CLI::App& app, std::function<config()> load_config);
+void add_route_command(CLI::App& app, const std::function<config()>& load_config);
 
 }  // namespace sluice

@@ -8,7 +8,7 @@
 
 namespace sluice {
 
-void add_usage_command(CLI::App& app, std::function<config()> load) {
+void add_usage_command(CLI::App& app, const std::function<config()>& load) {
     struct usage_options {
         std::optional<std::string> key_id;
         bool json = false;

@@ -55,7 +55,7 @@ bool exchange::reusable() const {
 net::awaitable<void> exchange::respond(http_response res) {
     if (responded()) throw std::logic_error("exchange: response already sent");
     responded_ = true;
-    status_ = res.result_int();
+    status_ = static_cast<int>(res.result_int());
     res.version(request_.version());
     res.keep_alive(keep_alive_);
     res.prepare_payload();

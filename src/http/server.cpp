@@ -194,7 +194,7 @@ bool http_server::run(bool handle_signals) {
             });
         });
     }
-    net::co_spawn(control_, accept_loop(), [](std::exception_ptr e) {
+    net::co_spawn(control_, accept_loop(), [](const std::exception_ptr& e) {
         if (!e) return;
         try {
             std::rethrow_exception(e);
@@ -220,14 +220,14 @@ void http_server::stop() {
 
 void http_server::spawn_detached(net::any_io_executor executor, net::awaitable<void> task) {
     auto slot = std::make_shared<connection_slot>();
-    slot->executor = executor;
+    slot->executor = std::move(executor);
     slot->busy = true;  // never idle: it gets the grace like a stream, then is cut
     {
         std::lock_guard lock{connections_mutex_};
         connections_.push_back(slot);
     }
-    net::co_spawn(executor, std::move(task),
-                  net::bind_cancellation_slot(slot->cancel.slot(), [this, slot](std::exception_ptr e) {
+    net::co_spawn(slot->executor, std::move(task),
+                  net::bind_cancellation_slot(slot->cancel.slot(), [this, slot](const std::exception_ptr& e) {
                       if (e) {
                           try {
                               std::rethrow_exception(e);
@@ -342,17 +342,18 @@ net::awaitable<void> http_server::accept_loop() {
             }
             connections_.push_back(slot);
         }
-        net::co_spawn(slot->executor, serve_connection(slot, beast::tcp_stream{std::move(socket)}),
-                      net::bind_cancellation_slot(slot->cancel.slot(), [this, slot](std::exception_ptr e) {
-                          if (e) {
-                              try {
-                                  std::rethrow_exception(e);
-                              } catch (const std::exception& ex) {
-                                  spdlog::debug("connection ended: {}", ex.what());
-                              }
-                          }
-                          connection_done(slot);
-                      }));
+        net::co_spawn(
+            slot->executor, serve_connection(slot, beast::tcp_stream{std::move(socket)}),
+            net::bind_cancellation_slot(slot->cancel.slot(), [this, slot](const std::exception_ptr& e) {
+                if (e) {
+                    try {
+                        std::rethrow_exception(e);
+                    } catch (const std::exception& ex) {
+                        spdlog::debug("connection ended: {}", ex.what());
+                    }
+                }
+                connection_done(slot);
+            }));
     }
 }
 

@@ -81,7 +81,7 @@ class sse_writer {
                std::chrono::seconds write_timeout = std::chrono::seconds{0});
 
     bool started() const { return started_; }
-    int status() const { return head_.result_int(); }  // for metrics
+    int status() const { return static_cast<int>(head_.result_int()); }  // for metrics
     bool finished() const { return finished_; }
     // A write failed or was cancelled part-way: the byte stream is unusable, close the connection.
     bool broken() const { return broken_; }

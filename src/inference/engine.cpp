@@ -395,7 +395,7 @@ void llama_engine::run() {
             batch.pos[i] = seq.n_past++;
             batch.n_seq_id[i] = 1;
             batch.seq_id[i][0] = seq.id;
-            batch.logits[i] = logits;
+            batch.logits[i] = static_cast<std::int8_t>(logits);
             if (logits) seq.batch_index = i;
             seq.last_step = decode_steps_.load() + 1;
         };

@@ -175,7 +175,7 @@ void make_tiny_model(const std::filesystem::path& out, const tiny_model_options&
 }
 
 std::filesystem::path ensure_demo_model(const std::filesystem::path& data_dir) {
-    const auto path = data_dir / "tiny-demo.gguf";
+    auto path = data_dir / "tiny-demo.gguf";
     if (std::filesystem::exists(path)) return path;
     std::filesystem::create_directories(data_dir);
     // Written under another name first, so a crash never leaves a half-written demo model behind.

@@ -193,7 +193,7 @@ std::vector<const orchestrator::model_entry*> orchestrator::usable_of(model_role
     return out;
 }
 
-route_plan orchestrator::make_plan(std::vector<const model_entry*> primary, model_role role,
+route_plan orchestrator::make_plan(const std::vector<const model_entry*>& primary, model_role role,
                                    const route_request& request) const {
     route_plan plan;
     plan.role = role;

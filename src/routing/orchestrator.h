@@ -167,7 +167,7 @@ class orchestrator {
     // Usable models of `role` that can serve `request` (tools, images), in config order.
     std::vector<const model_entry*> usable_of(model_role role, const route_request& request) const;
     // Builds the candidate list: `chosen` first, then same role, then (with fallback) the other role.
-    route_plan make_plan(std::vector<const model_entry*> primary, model_role role,
+    route_plan make_plan(const std::vector<const model_entry*>& primary, model_role role,
                          const route_request& request) const;
     // routing.balance: the pick first (with `take`, counted as a request), the rest in preference.
     void balance_order(std::vector<const model_entry*>& models, bool take) const;
