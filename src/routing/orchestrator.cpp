@@ -379,7 +379,7 @@ plan_outcome orchestrator::plan(const route_request& request, bool commit) {
         balance_order(primary, commit);
     }
 
-    out.plan = make_plan(std::move(primary), role, request);
+    out.plan = make_plan(primary, role, request);
     // Claim the first candidate (the half-open probe, if its circuit is half open). Another request
     // may have claimed the probe since usable() looked: then the next candidate goes first.
     auto& candidates = out.plan.candidates;

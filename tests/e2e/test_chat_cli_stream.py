@@ -52,7 +52,8 @@ def test_answer_streams_to_stdout_before_the_end(sluice, upstream):
     assert body["messages"][-1] == {"role": "user", "content": "say hello"}
 
     # The first piece is on the terminal while the upstream still holds back the rest.
-    upstream.script(chunks=["first ", "second"], chunk_delay_ms=1500)
+    # 3 s between the two pieces: a loaded machine may stall the reader for a while.
+    upstream.script(chunks=["first ", "second"], chunk_delay_ms=3000)
     proc = start_chat(sluice, "slowly")
     try:
         first = read_some(proc, len("first "))
