@@ -21,16 +21,13 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import socket
 import time
 
-import urllib.request
-
 import aiohttp
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serve_support import ROOT, post_json, start_sluice, start_upstream
 
 
 def rss_kib(pid):
@@ -117,34 +114,16 @@ def main():
                 break
             time.sleep(0.05)
         store_url = f"redis://127.0.0.1:{redis_port}/0"
-    up = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "tools", "scripted_upstream.py"), "--port", "0"],
-                          stdout=subprocess.PIPE, text=True)
-    port = int(re.match(r"PORT (\d+)", up.stdout.readline()).group(1))
-    config = os.path.join(work, "sluice.toml")
-    with open(config, "w") as f:
-        f.write(f'[server]\nlisten = "127.0.0.1:0"\nio_threads = 2\n[store]\nurl = "{store_url}"\n'
-                f'[resume]\nkeep_s = 0\n[[models]]\nname = "cloud"\nrole = "cloud_large"\nprovider = "openai"\n'
-                f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = "BENCH_KEY"\n'
-                "[limits]\nrequests_per_minute = 0\n")
-    err = open(os.path.join(work, "sluice.err"), "w")
-    out = open(os.path.join(work, "sluice.out"), "w")
-    sluice = subprocess.Popen([args.binary, "serve", "--config", config], cwd=work, stdout=out, stderr=err,
-                              env=dict(os.environ, BENCH_KEY="x"))
+    up, upstream_url = start_upstream()
+    sluice, url, key = start_sluice(
+        args.binary, work,
+        f'[server]\nlisten = "127.0.0.1:0"\nio_threads = 2\n[store]\nurl = "{store_url}"\n'
+        f'[resume]\nkeep_s = 0\n[[models]]\nname = "cloud"\nrole = "cloud_large"\nprovider = "openai"\n'
+        f'base_url = "{upstream_url}/v1"\napi_key_env = "BENCH_KEY"\n'
+        "[limits]\nrequests_per_minute = 0\n", env={"BENCH_KEY": "x"})
     try:
-        url = key = None
-        for _ in range(500):
-            with open(os.path.join(work, "sluice.err")) as f:
-                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
-            with open(os.path.join(work, "sluice.out")) as f:
-                k = re.search(r"(sk-[A-Za-z0-9_-]+)", f.read())
-            if m and k:
-                url, key = f"http://127.0.0.1:{m.group(1)}", k.group(1)
-                break
-            time.sleep(0.02)
         def script(fields):
-            urllib.request.urlopen(urllib.request.Request(
-                f"http://127.0.0.1:{port}/_script", data=json.dumps(fields).encode(), method="POST",
-                headers={"Content-Type": "application/json"}), timeout=10)
+            post_json(upstream_url + "/_script", fields)
 
         # Twice as many deltas as are waited for, 50 ms apart: the streams are open while measured.
         words = [f"word{i} " for i in range(2 * args.chunks)]

@@ -25,15 +25,13 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import aiohttp
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from serve_support import ROOT, post_json, start_sluice, start_upstream
 SESSIONS = 200
 
 
@@ -180,13 +178,8 @@ async def upstream_hygiene(upstream_url, script, deadline):
     """The scripted upstream logs every request: clear it every minute (and set the script again)."""
     while time.monotonic() < deadline:
         await asyncio.sleep(60)
-        post(upstream_url + "/_reset", {})
-        post(upstream_url + "/_script", script)
-
-
-def post(url, body):
-    urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                                  headers={"Content-Type": "application/json"}), timeout=10)
+        post_json(upstream_url + "/_reset", {})
+        post_json(upstream_url + "/_script", script)
 
 
 async def run(args, url, key, upstream_url, pid, script):
@@ -226,36 +219,17 @@ def main():
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="sluice-soak-")
-    up = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "tools", "scripted_upstream.py"), "--port", "0"],
-                          stdout=subprocess.PIPE, text=True)
-    port = int(re.match(r"PORT (\d+)", up.stdout.readline()).group(1))
-    upstream_url = f"http://127.0.0.1:{port}"
+    up, upstream_url = start_upstream()
     script = {"chunks": [f"w{i} " for i in range(10)], "chunk_delay_ms": 20}
-    post(upstream_url + "/_script", script)
-    config = os.path.join(work, "sluice.toml")
-    with open(config, "w") as f:
-        f.write(f'[server]\nlisten = "127.0.0.1:0"\nio_threads = 2\nmax_body_bytes = 1048576\n'
-                f'[store]\nurl = "sqlite://{work}/db"\n[resume]\nkeep_s = 5\n'
-                f'[[models]]\nname = "cloud"\nrole = "cloud_large"\nprovider = "openai"\n'
-                f'base_url = "{upstream_url}/v1"\napi_key_env = "SOAK_KEY"\n'
-                f'[[models]]\nname = "local"\nrole = "local_small"\nprovider = "llama"\n')
-    err = open(os.path.join(work, "sluice.err"), "w")
-    out = open(os.path.join(work, "sluice.out"), "w")
-    sluice = subprocess.Popen([args.binary, "serve", "--config", config], cwd=work, stdout=out, stderr=err,
-                              env=dict(os.environ, SOAK_KEY="x"))
+    post_json(upstream_url + "/_script", script)
+    sluice, url, key = start_sluice(
+        args.binary, work,
+        f'[server]\nlisten = "127.0.0.1:0"\nio_threads = 2\nmax_body_bytes = 1048576\n'
+        f'[store]\nurl = "sqlite://{work}/db"\n[resume]\nkeep_s = 5\n'
+        f'[[models]]\nname = "cloud"\nrole = "cloud_large"\nprovider = "openai"\n'
+        f'base_url = "{upstream_url}/v1"\napi_key_env = "SOAK_KEY"\n'
+        f'[[models]]\nname = "local"\nrole = "local_small"\nprovider = "llama"\n', env={"SOAK_KEY": "x"})
     try:
-        url = key = None
-        for _ in range(3000):
-            with open(os.path.join(work, "sluice.err")) as f:
-                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
-            with open(os.path.join(work, "sluice.out")) as f:
-                k = re.search(r"(sk-[A-Za-z0-9_-]+)", f.read())
-            if m and k:
-                url, key = f"http://127.0.0.1:{m.group(1)}", k.group(1)
-                break
-            if sluice.poll() is not None:
-                raise SystemExit(f"sluice exited: see {work}/sluice.err")
-            time.sleep(0.02)
         started = time.time()
         soak, samples = asyncio.run(run(args, url, key, upstream_url, sluice.pid, script))
         result = {"minutes": args.minutes, "workers": args.workers, "requests": soak.counts,

@@ -111,14 +111,14 @@ stored_response make_record(const app_context& app, response_state& state, const
 stored_response in_progress_record(const app_context& app, const response_state& state,
                                    const std::string& model) {
     const auto now = now_ms();
-    const auto deadline_s = app.cfg.server.request_timeout_s + app.cfg.resume.ttl_s;
+    const auto lifetime_ms = std::chrono::milliseconds{resumable_stream_lifetime(app.cfg)}.count();
     return {.id = state.id,
             .key_id = state.key_id,
             .previous_response_id = state.previous_response_id,
             .model = model,
             .status = "in_progress",
             .created_ms = state.created_at * 1000,
-            .expires_ms = now + std::int64_t{deadline_s} * 1000,
+            .expires_ms = now + lifetime_ms,
             .input_items = state.input_items,
             .response = json::serialize(response_object(state, nullptr, model, "in_progress"))};
 }

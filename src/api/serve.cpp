@@ -113,7 +113,7 @@ int run_serve(const config& cfg) {
         turn_writer turns{*db, store_pool};
         // The request deadline bounds how long a producer runs; a finished log stays resume.ttl_s.
         stream_registry streams{cfg.resume.max_bytes, std::chrono::seconds{cfg.resume.ttl_s},
-                                std::chrono::seconds{cfg.server.request_timeout_s + cfg.resume.ttl_s}};
+                                resumable_stream_lifetime(cfg)};
         const shared_log_access shared_logs{.db = db.get(), .pool = &store_pool};
         app.routing = &routing;
         app.streams = &streams;

@@ -2,6 +2,7 @@
 // sluice's configuration (SPEC §2): one TOML file, every key overridable by SLUICE_<SECTION>_<KEY>.
 // load_config() validates everything and throws config_error naming the key, the value and what is
 // allowed, so a bad file stops start-up with one clear message.
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <map>
@@ -152,6 +153,12 @@ struct config {
 // applies SLUICE_* environment overrides from `env`, then validates. Throws config_error.
 config load_config(const std::optional<std::filesystem::path>& path,
                    const std::map<std::string, std::string>& env);
+
+// How long a resumable stream (and its log, in memory or shared) may exist while its producer runs:
+// the request deadline bounds the producer, and a finished log stays resume.ttl_s after it.
+inline std::chrono::seconds resumable_stream_lifetime(const config& cfg) {
+    return std::chrono::seconds{cfg.server.request_timeout_s + cfg.resume.ttl_s};
+}
 
 // Parses TOML text (no file, no env); for tests and for the embedded defaults.
 config parse_config(std::string_view toml_text, const std::map<std::string, std::string>& env = {});

@@ -52,6 +52,7 @@ struct publisher {
     bool failing = false;
     clock::time_point failing_since{};
     clock::time_point last_write{};
+    clock::time_point orphan_rendered{};  // when orphan_event was last rendered and sent
 
     // The next update: the events after `published` (up to k_publish_bytes), and whether that is all.
     bool prepare() {
@@ -65,9 +66,16 @@ struct publisher {
             complete = got != log_read::events || after == log.last_id();
             if (got == log_read::out_of_range) update.overflowed = true;
         }
+        // The lost-producer event carries the answer so far (the Responses API's response.failed):
+        // rendered with the first write, then at most once a heartbeat, not with every batch.
         update.orphan_event.clear();
-        if ((!update.events.empty() || published == 0) && settings.orphan_event)
+        const auto now = clock::now();
+        if (settings.orphan_event &&
+            (published == 0 ||
+             (!update.events.empty() && now - orphan_rendered >= shared_log_timing::k_heartbeat))) {
             update.orphan_event = settings.orphan_event();
+            orphan_rendered = now;
+        }
         // Past the bound nothing more is published: remote readers end at what they have.
         const bool finished = log.finished() && (complete || update.overflowed);
         update.finished = finished;
@@ -147,9 +155,7 @@ net::awaitable<void> publish_log(shared_log_access access, memory_stream_log& lo
             continue;
         }
         if (log.version() != seen) continue;  // more came while writing
-        auto after = state->published;
-        std::vector<std::string> none;
-        if (!state->update.overflowed && log.copy_after(after, none, 1) == log_read::events) continue;
+        if (!state->update.overflowed && state->published < log.last_id()) continue;  // not all written yet
         co_await log.wait_change(seen, shared_log_timing::k_heartbeat);
     }
     if (state->reader_there) log.detach_reader();

@@ -44,8 +44,10 @@ struct shared_log_timing {
 struct publish_settings {
     std::string id;
     std::string owner;  // the key id
-    // SSE text: what a remote reader ends with if the producer dies, as things stand (rendered
-    // again with each write that carries events, on the producer's thread).
+    // SSE text: what a remote reader ends with if the producer dies, as things stand. Rendered on
+    // the producer's thread with the first write, then again at most once a heartbeat (a write with
+    // events): what it says of the answer (the Responses API's output and sequence number) may be
+    // up to a second old.
     std::function<std::string()> orphan_event;
     std::chrono::milliseconds running_keep;   // how long the copy lives while the producer runs
     std::chrono::milliseconds finished_keep;  // resume.ttl_s: how long it lives once finished

@@ -281,6 +281,15 @@ void log_turn(const turn_in_flight& flight) {
                  outcome.error ? " error: " + outcome.error->message : std::string{});
 }
 
+// How stream `id`'s shared log is kept (orphan_event: the producer's to set).
+publish_settings shared_log_settings(const app_context& app, std::string id, std::string owner) {
+    return {.id = std::move(id),
+            .owner = std::move(owner),
+            .orphan_event = {},
+            .running_keep = resumable_stream_lifetime(app.cfg),
+            .finished_keep = std::chrono::seconds{app.cfg.resume.ttl_s}};
+}
+
 // What a reader in another process ends with if this one dies before the stream's end.
 std::string orphan_event(turn_in_flight& flight, const stream_identity& who) {
     sse_batch events;
@@ -317,14 +326,8 @@ net::awaitable<void> produce_to_log(app_context& app, std::shared_ptr<memory_str
     auto relaying = relay_then_finish(app, *log, stream_id, keep, *flight);
     if (app.shared_logs) {
         using namespace boost::asio::experimental::awaitable_operators;
-        const auto running_keep =
-            std::chrono::seconds{app.cfg.server.request_timeout_s + app.cfg.resume.ttl_s};
-        publish_settings settings{
-            .id = stream_id,
-            .owner = flight->key_id,
-            .orphan_event = [&flight = *flight, identity] { return orphan_event(flight, *identity); },
-            .running_keep = running_keep,
-            .finished_keep = std::chrono::seconds{app.cfg.resume.ttl_s}};
+        auto settings = shared_log_settings(app, stream_id, flight->key_id);
+        settings.orphan_event = [&flight = *flight, identity] { return orphan_event(flight, *identity); };
         auto publishing = publish_log(*app.shared_logs, *log, std::move(settings));
         co_await (std::move(relaying) && std::move(publishing));
     } else {
@@ -351,12 +354,7 @@ net::awaitable<void> stream_resumable(app_context& app, exchange& ex,
                                .retry = std::chrono::milliseconds{app.cfg.resume.retry_ms}};
     if (app.shared_logs) {
         // There before this client is answered: it may reconnect through another instance at once.
-        const publish_settings opening{
-            .id = stream_id,
-            .owner = flight->key_id,
-            .orphan_event = {},
-            .running_keep = std::chrono::seconds{app.cfg.server.request_timeout_s + app.cfg.resume.ttl_s},
-            .finished_keep = std::chrono::seconds{app.cfg.resume.ttl_s}};
+        const auto opening = shared_log_settings(app, stream_id, flight->key_id);
         co_await open_shared_log(*app.shared_logs, opening);
     }
     std::optional<http_response> reply;

@@ -79,3 +79,25 @@ def read_then_drop(stream, content_events):
 
 def named_events(events):
     return [json.loads(e["data"]) for e in events if "data" in e]
+
+
+def check_sdk_resume(resumed, words):
+    """responses_background.mjs's resume_stream step: each resume (retrieve with starting_after, and
+    the stream helper) reads every event after the head exactly once, and the text is whole."""
+    assert "error" not in resumed, resumed
+    after = resumed["head"][-1]["sequence_number"]
+    for rest in (resumed["rest"], resumed["helper"]):
+        assert [e["sequence_number"] for e in rest] == list(range(after + 1, after + 1 + len(rest)))
+        assert rest[-1]["type"] == "response.completed"
+    text = "".join(e["delta"] or "" for e in resumed["head"] + resumed["rest"]
+                   if e["type"] == "response.output_text.delta")
+    assert text == "".join(words) == resumed["output_text"] == resumed["final_text"]
+    assert resumed["status"] == "completed"
+
+
+def check_sdk_cancel(cancelled, words):
+    """responses_background.mjs's cancel step: cancelled while running, the partial output kept."""
+    assert "error" not in cancelled, cancelled
+    assert cancelled["running_status"] == "in_progress"
+    assert cancelled["status"] == cancelled["later_status"] == "cancelled"
+    assert cancelled["output_text"].startswith("w0 ") and len(cancelled["output_text"]) < len("".join(words))

@@ -19,7 +19,8 @@ import pytest
 
 from clients_support import needs_node, run_node
 from conftest import Upstream, _wait_for
-from resume_support import Stream, data_events, named_events, read_all, read_then_drop, seed_text
+from resume_support import (Stream, check_sdk_cancel, check_sdk_resume, data_events, read_all, read_then_drop,
+                            seed_text)
 from store_support import Redis, Serve, create_key, free_port, request, write_config
 
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx missing: run `make deps`")
@@ -135,35 +136,31 @@ def resume(target, key, stream_id, last_event_id):
     return Stream(target, "GET", f"/api/v1/streams/{stream_id}", headers=headers(key, **{"Last-Event-ID": str(last_event_id)}))
 
 
-def metric(instance, name):
-    status, _, text = request(instance.base_url, "GET", "/metrics", KEY[0])
+def metric(instance, name, key):
+    status, _, text = request(instance.base_url, "GET", "/metrics", key)
     assert status == 200, text
     m = re.search(rf"^{name} (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
-
-
-KEY = []  # the store's first key, made by whichever instance started first
 
 
 @pytest.fixture(scope="module")
 def key(pair):
     found = [s.first_key for s in pair if s.first_key]
     assert len(found) == 1, found
-    KEY.append(found[0])
     return found[0]
 
 
 def test_a_client_that_drops_resumes_through_the_balancer_on_the_other_instance(upstream, pair, balancer, key):
     upstream.script(chunks=WORDS, chunk_delay_ms=100)  # 4 s: longer than resume.keep_s
-    made = [metric(s, "sluice_resumable_streams_total") for s in pair]
-    resumed = [metric(s, "sluice_resumed_streams_total") for s in pair]
+    made = [metric(s, "sluice_resumable_streams_total", key) for s in pair]
+    resumed = [metric(s, "sluice_resumed_streams_total", key) for s in pair]
     first = chat(balancer, key, {"message": "count", "session_id": "shared-1", "resumable": True})
     assert first.status == 200
     stream_id = first.headers["X-Sluice-Stream-Id"]
     head = data_events(read_then_drop(first, 5))
     ids = [int(e["id"]) for e in head]
     assert ids == [1, 2, 3, 4, 5]
-    producer = [i for i, s in enumerate(pair) if metric(s, "sluice_resumable_streams_total") == made[i] + 1]
+    producer = [i for i, s in enumerate(pair) if metric(s, "sluice_resumable_streams_total", key) == made[i] + 1]
     assert len(producer) == 1
     other = 1 - producer[0]
 
@@ -173,8 +170,8 @@ def test_a_client_that_drops_resumes_through_the_balancer_on_the_other_instance(
     rest_all = read_all(second)
     assert rest_all[0] == {"retry": "500"}
     rest = data_events(rest_all)
-    assert metric(pair[other], "sluice_resumed_streams_total") == resumed[other] + 1
-    assert metric(pair[producer[0]], "sluice_resumed_streams_total") == resumed[producer[0]]
+    assert metric(pair[other], "sluice_resumed_streams_total", key) == resumed[other] + 1
+    assert metric(pair[producer[0]], "sluice_resumed_streams_total", key) == resumed[producer[0]]
     # Every event exactly once, in order, ending as an uninterrupted stream does.
     assert [int(e["id"]) for e in rest] == list(range(6, 6 + len(rest)))
     assert rest[-1]["data"] == "[DONE]"
@@ -238,24 +235,12 @@ def test_the_openai_sdk_runs_background_responses_through_the_balancer(upstream,
     upstream.script(chunks=WORDS[:20], chunk_delay_ms=50)
     got = run_node("responses_background.mjs", {"base_url": balancer.base_url + "/v1", "key": key,
                                                 "model": "cloud", "steps": ["resume_stream"]})
-    resumed = got["resume_stream"]
-    assert "error" not in resumed, resumed
-    after = resumed["head"][-1]["sequence_number"]
-    for rest in (resumed["rest"], resumed["helper"]):
-        assert [e["sequence_number"] for e in rest] == list(range(after + 1, after + 1 + len(rest)))
-        assert rest[-1]["type"] == "response.completed"
-    text = "".join(e["delta"] or "" for e in resumed["head"] + resumed["rest"]
-                   if e["type"] == "response.output_text.delta")
-    assert text == "".join(WORDS[:20]) == resumed["output_text"] == resumed["final_text"]
-    assert resumed["during_status"] == "in_progress" and resumed["status"] == "completed"
+    check_sdk_resume(got["resume_stream"], WORDS[:20])
+    assert got["resume_stream"]["during_status"] == "in_progress"
     upstream.script(chunks=WORDS, chunk_delay_ms=200)
     got = run_node("responses_background.mjs", {"base_url": balancer.base_url + "/v1", "key": key,
                                                 "model": "cloud", "steps": ["cancel"]})
-    cancelled = got["cancel"]
-    assert "error" not in cancelled, cancelled
-    assert cancelled["running_status"] == "in_progress"
-    assert cancelled["status"] == cancelled["later_status"] == "cancelled"
-    assert cancelled["output_text"].startswith("w0 ") and len(cancelled["output_text"]) < len("".join(WORDS))
+    check_sdk_cancel(got["cancel"], WORDS)
 
 
 def test_a_background_response_is_cancelled_through_the_other_instance(upstream, pair, key):
